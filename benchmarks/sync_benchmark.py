@@ -1,0 +1,550 @@
+#!/usr/bin/env python3
+"""How fast the invoice sync mirrors a large account on PostgreSQL, next to two yardsticks.
+
+    .venv/bin/python benchmarks/sync_benchmark.py [--sizes 10000,100000]
+
+For each size N it seeds the local provider sandbox (a separate process, rate limits off) with N
+invoices per provider, mirrors the customers (not timed), then measures:
+
+- full sync: ``sync_provider(mode="full")`` for both providers, fetching and parsing included;
+  invoices per second, database queries per page, and the memory it took;
+- the same full sync again with nothing changed at the providers, and the rows it wrote;
+- an incremental Qonto sync with nothing changed: requests made and rows written;
+- two yardsticks for the same rows on the same server, each into an empty table shaped like the
+  invoice table (columns, indexes, foreign keys): a plain batched ``INSERT ... ON CONFLICT DO
+  UPDATE`` (psycopg ``executemany``, batches of 1,000 rows, nothing fetched) and ``COPY``.
+
+It works in a scratch database (``backoffice_bench``) that it creates, migrates and drops, on the
+server given by ``--server`` (default: PostgreSQL on 127.0.0.1:5432 as ``postgres``).
+
+Queries are the statements Django sends, on every thread (the page prefetcher's too), divided by
+the pages read. Rows written are the inserted, updated and deleted tuples of the invoice table in
+``pg_stat_user_tables``; a ``last_seen_at`` stamp counts as an update.
+
+Memory: "peak RSS growth" samples the process's resident set every 20 ms during the full sync and
+subtracts the size before it; "ru_maxrss delta" is the growth of the kernel's high-water mark over
+the same span (0 when an earlier step, such as seeding, went higher).
+
+The sandbox stands for a remote provider, so it runs as its own process (``python -m
+integrations.sandbox``) on a free loopback port: neither memory figure includes it and it does not
+share the measured interpreter. The CPU time it used (from ``/proc/<pid>/stat``) is given beside
+the full sync.
+
+"resync with a Scan" is the same unchanged resync through the sync's page loop with a
+``mirror.Scan``, which keeps the unchanged invoices in memory instead of stamping each of them;
+the full runs of ``sync_provider`` do not pass one yet, so it is measured on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+COLUMNS = (
+    "provider", "remote_id", "number", "customer_id", "customer_remote_id", "customer_name",
+    "issue_date", "due_date", "amount", "vat_amount", "currency", "status", "paid_at",
+    "remote_created_at", "remote_updated_at", "payment_link", "attachment_id", "removed_at", "raw",
+    "pdf", "pdf_sha256", "send_notification", "sync_state", "pending_action", "outcome_unknown",
+    "attempts", "last_error", "last_synced_at", "last_seen_at", "created_at", "updated_at",
+)  # fmt: skip
+#: What a pull writes on a conflict: the mirrored columns and the sync stamps.
+UPSERT_SET = (
+    "number", "customer_id", "customer_remote_id", "customer_name", "issue_date", "due_date",
+    "amount", "vat_amount", "currency", "status", "paid_at", "remote_created_at",
+    "remote_updated_at", "payment_link", "attachment_id", "removed_at", "raw", "last_synced_at",
+    "last_seen_at",
+)  # fmt: skip
+BATCH = 1_000
+SANDBOX_FLAGS = ("--seed-invoices", "0", "--no-rate-limit", "--quiet")
+WRITTEN_TABLES = ("invoices_invoice", "invoices_invoiceevent")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--sizes",
+        default="10000,100000",
+        help="invoices per provider, comma-separated (default 10000,100000)",
+    )
+    parser.add_argument(
+        "--server",
+        default="postgres://postgres@127.0.0.1:5432",
+        help="PostgreSQL server URL, without a database name",
+    )
+    parser.add_argument("--database", default="backoffice_bench", help="scratch database (dropped first)")
+    return parser.parse_args()
+
+
+# The scratch database -----------------------------------------------------------------------------
+def recreate_database(server: str, name: str, *, drop_only: bool = False) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if not drop_only:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def setup_django(server: str, name: str) -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ["DATABASE_URL"] = f"{server}/{name}"
+    os.environ["RATE_LIMIT_URL"] = "off"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+# Measuring ------------------------------------------------------------------------------------------
+class QueryCounter:
+    """Counts every statement Django sends, on every thread's connection (the page prefetcher's too)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, execute, sql, params, many, context):
+        with self._lock:
+            self.count += 1
+        return execute(sql, params, many, context)
+
+    def install(self) -> None:
+        from django.db import connection
+        from django.db.backends.signals import connection_created
+
+        def attach(sender, connection, **kwargs) -> None:
+            if self not in connection.execute_wrappers:
+                connection.execute_wrappers.append(self)
+
+        connection_created.connect(attach, weak=False)
+        attach(None, connection)
+
+
+class RowStats:
+    """Tuples inserted, updated and deleted per table, from pg_stat_user_tables, read on a separate
+    connection after the writer flushed its pending statistics."""
+
+    def __init__(self, dsn: str) -> None:
+        import psycopg
+
+        self.monitor = psycopg.connect(dsn, autocommit=True)
+
+    def snapshot(self) -> dict[str, tuple[int, int, int]]:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            # The writer's backend reports its counts as it goes idle after this statement.
+            cursor.execute("SELECT pg_stat_force_next_flush()")
+        time.sleep(0.1)
+        self.monitor.execute("SELECT pg_stat_clear_snapshot()")
+        rows = self.monitor.execute(
+            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables WHERE relname = ANY(%s)",
+            [list(WRITTEN_TABLES)],
+        ).fetchall()
+        return {name: (ins, upd, dele) for name, ins, upd, dele in rows}
+
+    @staticmethod
+    def written(before: dict, after: dict, table: str) -> tuple[int, int, int]:
+        b, a = before.get(table, (0, 0, 0)), after.get(table, (0, 0, 0))
+        return a[0] - b[0], a[1] - b[1], a[2] - b[2]
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@contextmanager
+def rss_sampler(result: dict):
+    """Peak resident set growth over the block, sampled every 20 ms, plus the ru_maxrss delta."""
+    start, stop = rss_bytes(), threading.Event()
+    maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = [start]
+
+    def sample() -> None:
+        while not stop.wait(0.02):
+            peak[0] = max(peak[0], rss_bytes())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sampler.join()
+        peak[0] = max(peak[0], rss_bytes())
+        result["rss_growth"] = peak[0] - start
+        result["maxrss_delta"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - maxrss_before) * 1024
+
+
+class SandboxProcess:
+    """The provider sandbox in its own process (``python -m integrations.sandbox``), as a remote
+    provider would be, on a free loopback port."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.mkp_base_url = f"{self.base_url}/mkp/v1"
+        self.qonto_base_url = f"{self.base_url}/qonto"
+        self.process = subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
+            [sys.executable, "-m", "integrations.sandbox", "--port", str(self.port), *SANDBOX_FLAGS],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.admin("GET", "")
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise SystemExit("the sandbox process did not start") from None
+                time.sleep(0.1)
+
+    def admin(self, method: str, path: str, body: dict | None = None) -> dict:
+        import requests
+
+        response = requests.request(method, f"{self.base_url}/_sandbox{path}", json=body, timeout=600)
+        response.raise_for_status()
+        return response.json()
+
+    def seed(self, invoices: int) -> None:
+        self.admin("POST", "/reset", {})
+        self.admin("POST", "/seed", {"invoices": invoices, "seed": 1})
+
+    @property
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the sandbox process has used so far."""
+        with open(f"/proc/{self.process.pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+# One size --------------------------------------------------------------------------------------------
+@dataclass
+class Pass:
+    seconds: float = 0.0
+    invoices: int = 0
+    pages: int = 0
+    requests: int = 0
+    queries: int = 0
+    sandbox_cpu: float = 0.0
+    by_provider: dict = field(default_factory=dict)  # provider: (invoices, seconds, sandbox CPU seconds)
+    counts: dict = field(default_factory=dict)
+    written: dict = field(default_factory=dict)
+    memory: dict = field(default_factory=dict)
+
+
+def point_clients_at(sandbox) -> None:
+    from django.conf import settings
+
+    settings.MKP_BASE_URL = sandbox.mkp_base_url
+    settings.MKP_API_KEY = "sandbox-mkp-key"
+    settings.QONTO_BASE_URL = sandbox.qonto_base_url
+    settings.QONTO_LOGIN = "sandbox-org"
+    settings.QONTO_SECRET_KEY = "sandbox-secret"
+    settings.QONTO_ACCESS_TOKEN = ""
+    settings.QONTO_REFRESH_TOKEN = ""
+    settings.QONTO_STAGING_TOKEN = ""
+    settings.RATE_LIMIT_URL = "off"
+
+
+def clear_mirror() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE invoices_invoiceevent, invoices_actionbatchitem, invoices_invoice,"
+            " invoices_customer, invoices_syncrun, invoices_synccursor, invoices_lease,"
+            " invoices_providertoken RESTART IDENTITY CASCADE"
+        )
+        cursor.execute("VACUUM ANALYZE")
+
+
+def run_syncs(
+    steps, counter: QueryCounter, clock: SandboxProcess, stats: RowStats, memory: dict | None = None
+):
+    """Runs each step (a callable that returns its SyncRun) and measures them together."""
+    result = Pass()
+    before = stats.snapshot()
+    queries, sandbox_cpu = counter.count, clock.cpu_seconds
+    started = time.perf_counter()
+    runs = []
+    with rss_sampler(memory) if memory is not None else _nothing():
+        for step in steps:
+            step_started, step_cpu = time.perf_counter(), clock.cpu_seconds
+            run = step()
+            runs.append(run)
+            result.by_provider[run.provider] = (
+                run.created + run.updated + run.unchanged,
+                time.perf_counter() - step_started,
+                clock.cpu_seconds - step_cpu,
+            )
+    result.seconds = time.perf_counter() - started
+    result.queries = counter.count - queries
+    result.sandbox_cpu = clock.cpu_seconds - sandbox_cpu
+    for run in runs:
+        if run.status != run.Status.SUCCEEDED:
+            raise SystemExit(f"{run.provider} {run.kind} sync {run.status}: {run.error}")
+        result.pages += run.pages
+        result.requests += run.requests
+        result.invoices += run.created + run.updated + run.unchanged
+        for name in ("created", "updated", "unchanged", "removed"):
+            result.counts[name] = result.counts.get(name, 0) + getattr(run, name)
+    after = stats.snapshot()
+    for table in WRITTEN_TABLES:
+        result.written[table] = RowStats.written(before, after, table)
+    return result
+
+
+def sync_step(provider: str, mode: str):
+    from invoices.sync import sync_provider
+
+    return lambda: sync_provider(provider=provider, mode=mode)
+
+
+def scan_step(provider: str, unseen: dict):
+    """A full pass through the sync's page loop with a Scan, then the rows it did not see."""
+
+    def step():
+        from django.utils import timezone
+
+        from invoices.mirror import Scan
+        from invoices.models import Invoice, Provider, SyncRun
+        from invoices.providers import client_for
+        from invoices.sync import RunRecorder, _pull_pages
+
+        client = client_for(provider)
+        run = SyncRun.objects.create(provider=provider, kind="full (scan)")
+        scan = Scan()
+        pages = client.iter_invoices() if provider == Provider.MKP else client.iter_invoices(per_page=100)
+        _pull_pages(pages, provider, RunRecorder(run, client), lambda: True, scan=scan)
+        candidates = Invoice.objects.filter(
+            provider=provider,
+            remote_id__isnull=False,
+            removed_at__isnull=True,
+            last_seen_at__lt=scan.started_at,
+        )
+        unseen[provider] = scan.unseen(candidates).count()
+        SyncRun.objects.filter(pk=run.pk).update(
+            status=SyncRun.Status.SUCCEEDED, requests=client.request_count, finished_at=timezone.now()
+        )
+        run.refresh_from_db()
+        return run
+
+    return step
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+def yardstick_rows() -> list[tuple]:
+    """The mirrored rows as the sync wrote them, ready to write again."""
+    from django.db import connection
+    from psycopg.types.json import Jsonb
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM invoices_invoice ORDER BY id")  # noqa: S608
+        raw_at = COLUMNS.index("raw")
+        return [(*row[:raw_at], Jsonb(row[raw_at]), *row[raw_at + 1 :]) for row in cursor.fetchall()]
+
+
+def make_table(conn, name: str) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS {name}")
+    conn.execute(f"CREATE TABLE {name} (LIKE invoices_invoice INCLUDING ALL)")
+    conn.execute(
+        f"ALTER TABLE {name} ADD FOREIGN KEY (customer_id) REFERENCES invoices_customer (id)"
+        " DEFERRABLE INITIALLY DEFERRED"
+    )
+    conn.commit()
+
+
+def plain_upsert(dsn: str, rows: list[tuple]) -> float:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        make_table(conn, "bench_plain")
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPSERT_SET)
+        # Column names from this file only; the values travel as parameters.
+        sql = (
+            f"INSERT INTO bench_plain ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"  # noqa: S608
+            f" ON CONFLICT (provider, remote_id) WHERE remote_id IS NOT NULL DO UPDATE SET {sets}"
+        )
+        started = time.perf_counter()
+        with conn.cursor() as cursor:
+            for start in range(0, len(rows), BATCH):
+                cursor.executemany(sql, rows[start : start + BATCH])
+                conn.commit()
+        seconds = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_plain")
+        conn.commit()
+    return seconds
+
+
+def copy_rows(dsn: str, rows: list[tuple]) -> float:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        make_table(conn, "bench_copy")
+        started = time.perf_counter()
+        with (
+            conn.cursor() as cursor,
+            cursor.copy(f"COPY bench_copy ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        seconds = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_copy")
+        conn.commit()
+    return seconds
+
+
+def bench_size(n: int, dsn: str, counter: QueryCounter, stats: RowStats, sandbox: SandboxProcess) -> dict:
+    from invoices.models import Provider
+    from invoices.sync import MODE_CUSTOMERS, MODE_FULL, MODE_QUICK, sync_provider
+
+    clear_mirror()
+    started = time.perf_counter()
+    sandbox.seed(n)
+    print(f"\n== {n:,} invoices per provider (sandbox seeded in {time.perf_counter() - started:.1f} s)")
+    out: dict = {"n": n, "unseen": {}}
+    point_clients_at(sandbox)
+    for provider in Provider.values:
+        sync_provider(provider=provider, mode=MODE_CUSTOMERS)
+    full = [sync_step(provider, MODE_FULL) for provider in Provider.values]
+    memory: dict = {}
+    out["full"] = run_syncs(full, counter, sandbox, stats, memory)
+    out["full"].memory = memory
+    out["resync"] = run_syncs(full, counter, sandbox, stats)
+    scans = [scan_step(provider, out["unseen"]) for provider in Provider.values]
+    out["scan"] = run_syncs(scans, counter, sandbox, stats)
+    out["quick"] = run_syncs([sync_step(Provider.QONTO, MODE_QUICK)], counter, sandbox, stats)
+    rows = yardstick_rows()
+    out["rows"] = len(rows)
+    out["plain"] = plain_upsert(dsn, rows)
+    out["copy"] = copy_rows(dsn, rows)
+    del rows
+    report(out)
+    return out
+
+
+# Output ------------------------------------------------------------------------------------------------
+def mb(value: int) -> str:
+    return f"{value / 1024 / 1024:.1f} MB"
+
+
+def written_text(result: Pass) -> str:
+    ins, upd, dele = result.written["invoices_invoice"]
+    events = sum(result.written["invoices_invoiceevent"])
+    return f"{ins + upd + dele:,} invoice rows written ({ins:,} inserted, {upd:,} updated), {events:,} events"
+
+
+def report(out: dict) -> None:
+    full, resync, scan, quick = out["full"], out["resync"], out["scan"], out["quick"]
+    full_rate = full.invoices / full.seconds
+    plain_rate = out["rows"] / out["plain"]
+    copy_rate = out["rows"] / out["copy"]
+    lines = [
+        f"full sync, both providers     {full.invoices:,} invoices in {full.seconds:.2f} s"
+        f" = {full_rate:,.0f} invoices/s  ({full.pages:,} pages, {full.requests:,} requests;"
+        f" the sandbox process used {full.sandbox_cpu:.2f} s of CPU)",
+        *(
+            f"  {provider:<28}{n:,} invoices in {seconds:.2f} s = {n / seconds:,.0f} invoices/s;"
+            f" the sandbox process used {cpu:.2f} s of CPU"
+            for provider, (n, seconds, cpu) in full.by_provider.items()
+        ),
+        f"  queries per page            {full.queries / max(full.pages, 1):.2f}"
+        f"  ({full.queries:,} queries / {full.pages:,} pages)",
+        f"  memory                      peak RSS growth {mb(full.memory['rss_growth'])},"
+        f" ru_maxrss delta {mb(full.memory['maxrss_delta'])}",
+        f"  {written_text(full)}",
+        f"resync, nothing changed       {resync.invoices:,} invoices in {resync.seconds:.2f} s"
+        f" = {resync.invoices / resync.seconds:,.0f} invoices/s; {written_text(resync)}",
+        f"resync with a Scan            {scan.invoices:,} invoices in {scan.seconds:.2f} s"
+        f" = {scan.invoices / scan.seconds:,.0f} invoices/s; {written_text(scan)};"
+        f" {sum(out['unseen'].values()):,} left unseen",
+        f"Qonto incremental, no change  {quick.requests:,} requests, {quick.pages:,} pages,"
+        f" {quick.queries:,} queries; {written_text(quick)}",
+        f"plain batched upsert          {out['rows']:,} rows in {out['plain']:.2f} s = {plain_rate:,.0f} rows/s"
+        f" (INSERT ... ON CONFLICT DO UPDATE, psycopg executemany, {BATCH:,} rows a batch, a commit each)",
+        f"COPY                          {out['rows']:,} rows in {out['copy']:.2f} s = {copy_rate:,.0f} rows/s",
+        f"ratios                        full sync / plain upsert = {full_rate / plain_rate:.2f};"
+        f" plain upsert / COPY = {plain_rate / copy_rate:.2f}",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def main() -> int:
+    args = parse_args()
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    server = args.server.rstrip("/")
+    dsn = f"{server}/{args.database}"
+    started = time.perf_counter()
+    recreate_database(server, args.database)
+    try:
+        setup_django(server, args.database)
+        from django.db import connection
+
+        print(
+            f"PostgreSQL {connection.cursor().connection.info.server_version} at {server},"
+            f" database {args.database}; Python {sys.version.split()[0]}; {os.cpu_count()} CPUs"
+        )
+        counter = QueryCounter()
+        counter.install()
+        stats = RowStats(dsn)
+        sandbox = SandboxProcess()
+        try:
+            results = [bench_size(n, dsn, counter, stats, sandbox) for n in sizes]
+        finally:
+            sandbox.stop()
+        stats.monitor.close()
+        if len(results) > 1:
+            print("\nfrom the smallest to the largest size:")
+            first, last = results[0]["full"], results[-1]["full"]
+            print(
+                f"  full sync rate {first.invoices / first.seconds:,.0f} -> {last.invoices / last.seconds:,.0f}"
+                f" invoices/s; queries per page {first.queries / first.pages:.2f} ->"
+                f" {last.queries / last.pages:.2f}; peak RSS growth {mb(first.memory['rss_growth'])} ->"
+                f" {mb(last.memory['rss_growth'])}"
+            )
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        recreate_database(server, args.database, drop_only=True)
+    print(f"\nbenchmark took {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""HTTP clients for the invoice providers. Plain data in, plain data out: no Django models."""

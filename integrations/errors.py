@@ -1,0 +1,98 @@
+"""Typed errors raised by every provider client.
+
+Each error carries a plain-language ``message`` that is safe to show to staff (it never contains
+credentials), the HTTP status when there was one, and the provider's own trace id if it sent one.
+"""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """Base class. ``retryable`` tells the task layer whether trying again later can help."""
+
+    retryable = False
+    #: True when the request may have reached the provider, so a write may have happened.
+    outcome_unknown = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status_code: int | None = None,
+        trace_id: str = "",
+        details: list | dict | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.status_code = status_code
+        self.trace_id = trace_id
+        self.details = details
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.trace_id:
+            text = f"{text} (trace id {self.trace_id})"
+        return text
+
+
+class ProviderConfigurationError(ProviderError):
+    """Credentials missing, an answer that is not the API (an HTML login page), a client paused after
+    a 401. Calling again without changing the configuration cannot help."""
+
+
+class ProviderUnauthorized(ProviderError):
+    """401 or 403: the key or token is wrong, expired or lacks a scope."""
+
+
+class ProviderNotFound(ProviderError):
+    """404: the object does not exist (any more) at the provider."""
+
+
+class ProviderValidationError(ProviderError):
+    """400 or 422: the provider refused the data. Never retried."""
+
+
+class ProviderLicenseLimit(ProviderError):
+    """426 at MijnKlantportaal: the monthly number of invoices of the licence is reached."""
+
+
+class ProviderRateLimited(ProviderError):
+    """429 from the provider, or our own shared limiter saying the budget is spent.
+
+    ``retry_after`` is the number of seconds to wait before the next attempt."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = max(float(retry_after), 0.0)
+
+
+class ProviderServerError(ProviderError):
+    """5xx: the provider failed. A write may or may not have been applied."""
+
+    retryable = True
+    outcome_unknown = True
+
+
+class ProviderTimeout(ProviderError):
+    """No answer in time. A write may or may not have been applied."""
+
+    retryable = True
+    outcome_unknown = True
+
+
+class ProviderConnectionError(ProviderError):
+    """The connection failed or was reset."""
+
+    retryable = True
+    outcome_unknown = True
+
+
+class ProviderBadResponse(ProviderError):
+    """The provider answered with something that is not the documented JSON."""
+
+    retryable = True
+    outcome_unknown = True

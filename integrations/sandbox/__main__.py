@@ -1,0 +1,151 @@
+"""``python -m integrations.sandbox``: run the local sandbox of both provider APIs until Ctrl-C or
+SIGTERM. ``--help`` lists the options."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from integrations.sandbox.config import SandboxConfig
+from integrations.sandbox.faults import FaultInjector, parse_fault_spec
+from integrations.sandbox.server import SandboxServer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = SandboxConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m integrations.sandbox",
+        description="Local SANDBOX of the MijnKlantportaal and Qonto APIs (in memory, loopback only).",
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="only 127.0.0.1 (or localhost) is accepted")
+    add("--port", type=int, default=8765, help="port to listen on (default 8765; 0 = any free port)")
+    add(
+        "--seed-invoices",
+        type=int,
+        default=300,
+        help="invoices to create per provider at start (default 300)",
+    )
+    add("--seed-customers", type=int, default=None, help="customers per provider (default: invoices / 20)")
+    add("--data-seed", type=int, default=None, help="make the seeded data repeatable")
+    add("--mkp-key", default=defaults.mkp_key, help="MKP API key (Authorization: Bearer KEY)")
+    add("--qonto-login", default=defaults.qonto_login, help="Qonto login (Authorization: LOGIN:SECRET)")
+    add("--qonto-secret", default=defaults.qonto_secret, help="Qonto secret key")
+    add("--qonto-token", default=defaults.qonto_token, help="Qonto OAuth token (Authorization: Bearer TOKEN)")
+    add(
+        "--qonto-staging-token",
+        default=None,
+        help="require this X-Qonto-Staging-Token (default: not required)",
+    )
+    add("--no-rate-limit", action="store_true", help="switch both providers' rate limits off")
+    add(
+        "--mkp-license-limit",
+        type=int,
+        default=None,
+        help="MKP invoices per month before 426 (default: none)",
+    )
+    add("--mkp-unique-numbers", action="store_true", help="MKP refuses an invoice number already used (422)")
+    add("--faults", default="", help="fault probabilities, e.g. 500=0.05,timeout=0.02,reset=0.01")
+    add(
+        "--fault-after-share", type=float, default=0.5, help="share of write faults striking after the change"
+    )
+    add("--fault-seed", type=int, default=None, help="seed of the fault generator (repeatable runs)")
+    add("--fault-providers", default="mkp,qonto", help="providers the faults apply to (default both)")
+    add("--fault-methods", default="", help="HTTP methods the faults apply to, e.g. POST,PATCH (default all)")
+    add("--timeout-seconds", type=float, default=35.0, help="how long the timeout fault holds a request")
+    add("--slow-seconds", type=float, default=2.0, help="delay of the slow fault")
+    add("--quiet", action="store_true", help="no access log")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        faults = FaultInjector(
+            parse_fault_spec(args.faults),
+            after_share=args.fault_after_share,
+            seed=args.fault_seed,
+            slow_seconds=args.slow_seconds,
+            timeout_seconds=args.timeout_seconds,
+            providers=tuple(p.strip() for p in args.fault_providers.split(",") if p.strip()),
+            methods=tuple(m.strip().upper() for m in args.fault_methods.split(",") if m.strip()) or None,
+        )
+        config = SandboxConfig(
+            mkp_key=args.mkp_key,
+            qonto_login=args.qonto_login,
+            qonto_secret=args.qonto_secret,
+            qonto_token=args.qonto_token,
+            qonto_staging_token=args.qonto_staging_token or None,
+            rate_limit=not args.no_rate_limit,
+            mkp_license_limit=args.mkp_license_limit,
+            mkp_unique_numbers=args.mkp_unique_numbers,
+        )
+        sandbox = SandboxServer(
+            host=args.host,
+            port=args.port,
+            config=config,
+            faults=faults,
+            seed_invoices=args.seed_invoices,
+            seed_customers=args.seed_customers,
+            data_seed=args.data_seed,
+            quiet=args.quiet,
+        )
+        sandbox.start()
+    except ValueError as exc:
+        parser.error(str(exc))
+    except OSError as exc:
+        print(f"Cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    print(banner(sandbox), flush=True)
+    while not stop.wait(0.5):
+        pass
+    sandbox.stop()
+    print("Sandbox stopped.", flush=True)
+    return 0
+
+
+def banner(sandbox: SandboxServer) -> str:
+    config = sandbox.config
+    staging = (
+        f"X-Qonto-Staging-Token: {config.qonto_staging_token}"
+        if config.qonto_staging_token
+        else "not required"
+    )
+    fault_settings = sandbox.faults.to_json()
+    faults = ", ".join(f"{k}={v}" for k, v in fault_settings["probabilities"].items()) or "none"
+    seeded = sandbox.seeded or {"invoices": 0, "customers": 0, "seconds": 0}
+    line = "=" * 78
+    return "\n".join(
+        [
+            line,
+            " LOCAL SANDBOX of the MijnKlantportaal and Qonto APIs - NOT the real services.",
+            " In-memory data, lost on exit. Listening on 127.0.0.1 only.",
+            line,
+            f" MijnKlantportaal  {sandbox.mkp_base_url}",
+            f"     Authorization: Bearer {config.mkp_key}",
+            f" Qonto             {sandbox.qonto_base_url}   (paths /v2/...)",
+            f"     Authorization: {config.qonto_login}:{config.qonto_secret}",
+            f"                or: Bearer {config.qonto_token}",
+            f"     Staging token: {staging}",
+            f" Admin             {sandbox.admin_url}  (faults, config, reset, seed, stats, state)",
+            f" Rate limits       {'on' if config.rate_limit else 'off'}"
+            f"    MKP licence limit: {config.mkp_license_limit or 'none'}"
+            f"    MKP unique numbers: {'yes' if config.mkp_unique_numbers else 'no'}",
+            f" Faults            {faults}  (after share {fault_settings['after_share']},"
+            f" seed {fault_settings['seed']}, timeout {fault_settings['timeout_seconds']} s)",
+            f" Seeded            {seeded['invoices']} invoices and {seeded['customers']} customers per provider"
+            f" in {seeded['seconds']} s",
+            line,
+        ]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

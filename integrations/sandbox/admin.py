@@ -1,0 +1,226 @@
+"""The sandbox's own endpoints under ``/_sandbox`` (never faulted, never rate limited, no auth:
+the server only listens on the loopback interface).
+
+    GET  /_sandbox                      index: base URLs, credentials, these endpoints
+    GET  /_sandbox/faults               {"probabilities": {"500": 0.05, ...}, "after_share": 0.5,
+                                         "seed": 1, "slow_seconds": 2.0, "timeout_seconds": 35.0,
+                                         "providers": ["mkp", "qonto"], "methods": null, "kinds": [...]}
+    POST /_sandbox/faults               any of those fields (``probabilities`` replaces the map,
+                                         ``seed`` restarts the generator) -> the new settings
+    GET  /_sandbox/config               the run settings (see SandboxConfig)
+    POST /_sandbox/config               any of those fields -> the new settings
+    POST /_sandbox/reset                forget every customer, invoice, link, idempotency key, rate
+                                         window and counter (faults and settings stay) -> {"reset": true}
+    POST /_sandbox/seed                 {"invoices": 300, "customers": null, "seed": null}
+                                         -> {"customers", "invoices", "seconds", "summary"}
+    GET  /_sandbox/stats                {"requests": {"total", "mkp", "qonto", "by_route", "by_status"},
+                                         "faults": {"total", "by_kind", "before", "after"},
+                                         "invoices": {"mkp": {"total", "open", "overdue", "paid"},
+                                                      "qonto": {"total", "draft", "unpaid", "paid", "canceled"}},
+                                         "customers": {"mkp", "qonto"},
+                                         "duplicates": {"mkp": {number: count}, "qonto": {...}}}
+    GET  /_sandbox/state?provider=mkp   {"provider", "count", "invoices": [{id, number, paid, paidAt,
+                                         amount, ...}]} in creation order; ``&number=`` narrows it
+    POST /_sandbox/state/<provider>/<id>  a change made at the provider by someone else:
+                                         mkp {"paidAt": ATOM or null}; qonto {"status": ..., "paid_at": ISO or null}
+    DELETE /_sandbox/state/<provider>/<id>  the invoice disappears at the provider
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from integrations.sandbox import times
+from integrations.sandbox.store import QONTO_STATUSES, mkp_row, qonto_row
+from integrations.sandbox.web import Request, Response, Router, json_response
+
+if TYPE_CHECKING:
+    from integrations.sandbox.server import SandboxApp
+
+PREFIX = "/_sandbox"
+
+
+def _bad(message: str, status: int = 400) -> Response:
+    return json_response(status, {"error": message})
+
+
+class AdminApi:
+    def __init__(self, app: SandboxApp) -> None:
+        self.app = app
+        self.router = Router()
+        for method, pattern, handler in (
+            ("GET", "", self.index),
+            ("GET", "/", self.index),
+            ("GET", "/faults", self.get_faults),
+            ("POST", "/faults", self.set_faults),
+            ("GET", "/config", self.get_config),
+            ("POST", "/config", self.set_config),
+            ("POST", "/reset", self.reset),
+            ("POST", "/seed", self.seed),
+            ("GET", "/stats", self.stats),
+            ("GET", "/state", self.state),
+            ("POST", "/state/{provider}/{id}", self.change),
+            ("DELETE", "/state/{provider}/{id}", self.delete),
+        ):
+            self.router.add(method, pattern, handler.__name__, handler)
+
+    def handle(self, req: Request, path: str) -> Response:
+        route, params, allowed = self.router.match(req.method, path)
+        if route is None:
+            return _bad(
+                f"use {' or '.join(allowed)}" if allowed else "no such sandbox endpoint",
+                405 if allowed else 404,
+            )
+        req.params = params
+        return route.handler(req)
+
+    @staticmethod
+    def _body(req: Request) -> dict | Response:
+        if not req.body.strip():
+            return {}
+        try:
+            body = req.json()
+        except ValueError:
+            return _bad("the body must be JSON")
+        return body if isinstance(body, dict) else _bad("the body must be a JSON object")
+
+    def index(self, req: Request) -> Response:
+        config = self.app.config
+        return json_response(
+            200,
+            {
+                "sandbox": "Local sandbox of the MijnKlantportaal and Qonto APIs. Not the real services.",
+                "mkp": {"base_url": f"{req.base_url}/mkp/v1", "authorization": f"Bearer {config.mkp_key}"},
+                "qonto": {
+                    "base_url": f"{req.base_url}/qonto",
+                    "authorization": [
+                        f"{config.qonto_login}:{config.qonto_secret}",
+                        f"Bearer {config.qonto_token}",
+                    ],
+                    "staging_token": config.qonto_staging_token,
+                },
+                "endpoints": [f"{r.method} {PREFIX}{r.pattern}" for r in self.router.routes[1:]],
+            },
+        )
+
+    def get_faults(self, req: Request) -> Response:
+        return json_response(200, self.app.faults.to_json())
+
+    def set_faults(self, req: Request) -> Response:
+        body = self._body(req)
+        if isinstance(body, Response):
+            return body
+        try:
+            self.app.faults.configure(body)
+        except ValueError as exc:
+            return _bad(str(exc))
+        return json_response(200, self.app.faults.to_json())
+
+    def get_config(self, req: Request) -> Response:
+        return json_response(200, self.app.config.to_json())
+
+    def set_config(self, req: Request) -> Response:
+        body = self._body(req)
+        if isinstance(body, Response):
+            return body
+        try:
+            self.app.config.update(body)
+        except ValueError as exc:
+            return _bad(str(exc))
+        return json_response(200, self.app.config.to_json())
+
+    def reset(self, req: Request) -> Response:
+        self.app.reset()
+        return json_response(200, {"reset": True})
+
+    def seed(self, req: Request) -> Response:
+        body = self._body(req)
+        if isinstance(body, Response):
+            return body
+        args = {
+            "invoices": body.get("invoices", 300),
+            "customers": body.get("customers"),
+            "seed": body.get("seed"),
+        }
+        for name, value in args.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                return _bad(f"{name} must be an integer")
+        if args["invoices"] is None:
+            return _bad("invoices must be an integer")
+        try:
+            result = self.app.store.seed(**args)
+        except ValueError as exc:
+            return _bad(str(exc))
+        return json_response(200, {**result, "summary": self.app.store.summary()})
+
+    def stats(self, req: Request) -> Response:
+        return json_response(
+            200,
+            {
+                "requests": self.app.stats.to_json(),
+                "faults": self.app.faults.counts(),
+                **self.app.store.summary(),
+            },
+        )
+
+    def state(self, req: Request) -> Response:
+        provider = req.arg("provider")
+        if provider not in ("mkp", "qonto"):
+            return _bad("provider must be mkp or qonto")
+        rows = self.app.store.state(provider)
+        if (number := req.arg("number")) is not None:
+            rows = [row for row in rows if row["number"] == number]
+        return json_response(200, {"provider": provider, "count": len(rows), "invoices": rows})
+
+    def change(self, req: Request) -> Response:
+        body = self._body(req)
+        if isinstance(body, Response):
+            return body
+        provider, invoice_id = req.params["provider"], req.params["id"]
+        store = self.app.store
+        with store.lock:
+            if provider == "mkp":
+                invoice = store.data.mkp_invoices.get(invoice_id)
+                if invoice is None:
+                    return _bad("no such invoice", 404)
+                if "paidAt" in body:
+                    paid = _moment(body["paidAt"])
+                    if paid is False:
+                        return _bad("paidAt must be an ISO 8601 date-time with offset, or null")
+                    invoice.paid_at = paid
+                store.touch(invoice)
+                return json_response(200, mkp_row(invoice))
+            if provider == "qonto":
+                invoice = store.data.qonto_invoices.get(invoice_id)
+                if invoice is None:
+                    return _bad("no such invoice", 404)
+                status = body.get("status", invoice.status)
+                if status not in QONTO_STATUSES:
+                    return _bad(f"status must be one of {', '.join(QONTO_STATUSES)}")
+                paid = _moment(body["paid_at"]) if "paid_at" in body else invoice.paid_at
+                if paid is False:
+                    return _bad("paid_at must be an ISO 8601 date-time with offset, or null")
+                invoice.status, invoice.paid_at = status, paid
+                store.touch(invoice)
+                return json_response(200, qonto_row(invoice))
+        return _bad("provider must be mkp or qonto", 404)
+
+    def delete(self, req: Request) -> Response:
+        provider, invoice_id = req.params["provider"], req.params["id"]
+        store = self.app.store
+        if provider == "mkp":
+            deleted = store.remove_mkp_invoice(invoice_id)
+        elif provider == "qonto":
+            deleted = store.remove_qonto_invoice(invoice_id)
+        else:
+            return _bad("provider must be mkp or qonto", 404)
+        return json_response(200, {"deleted": True}) if deleted else _bad("no such invoice", 404)
+
+
+def _moment(value: object):
+    """An aware datetime, None for null, False when unreadable."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return False
+    return times.parse_iso_datetime(value) or False

@@ -1,0 +1,63 @@
+"""Provider-neutral shapes that the mappers return and the domain consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+# Our statuses (see DOMAIN.md). "removed at provider" is recorded by the domain, not here.
+STATUS_DRAFT = "draft"
+STATUS_OPEN = "open"
+STATUS_PAID = "paid"
+STATUS_CANCELED = "canceled"
+
+
+@dataclass(frozen=True)
+class RemoteCustomer:
+    remote_id: str
+    name: str
+    email: str = ""
+    remote_created_at: datetime | None = None
+    remote_updated_at: datetime | None = None
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class RemoteInvoice:
+    remote_id: str
+    number: str
+    status: str
+    customer_remote_id: str = ""
+    customer_name: str = ""
+    issue_date: date | None = None
+    due_date: date | None = None
+    amount: Decimal | None = None
+    vat_amount: Decimal | None = None
+    currency: str = "EUR"
+    paid_at: datetime | None = None
+    remote_created_at: datetime | None = None
+    remote_updated_at: datetime | None = None
+    payment_link: str = ""
+    attachment_id: str = ""
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class PdfFile:
+    """A PDF to upload: the name shown at the provider and its bytes."""
+
+    name: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list endpoint. ``next_page`` is the number of the next page, or None."""
+
+    items: list[T]
+    number: int
+    next_page: int | None

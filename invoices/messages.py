@@ -1,0 +1,26 @@
+"""Plain-language sentences for staff, from the typed provider errors."""
+
+from __future__ import annotations
+
+from integrations import errors
+
+PROVIDER_NAMES = {"mkp": "MijnKlantportaal", "qonto": "Qonto"}
+
+
+def provider_error_message(exc: errors.ProviderError) -> str:
+    name = PROVIDER_NAMES.get(exc.provider, "The provider")
+    if isinstance(exc, errors.ProviderUnauthorized):
+        return f"{name} refused our credentials: ask an administrator to check the API key. ({exc})"
+    if isinstance(exc, errors.ProviderLicenseLimit):
+        return f"{name}: the monthly invoice limit of your licence is reached. ({exc})"
+    if isinstance(exc, errors.ProviderValidationError):
+        return f"{name} refused the data: {exc}"
+    if isinstance(exc, errors.ProviderNotFound):
+        return f"{name} does not know this invoice (any more)."
+    if isinstance(exc, errors.ProviderRateLimited):
+        return f"{name} asks us to slow down; try again in {round(exc.retry_after)} seconds."
+    if isinstance(exc, errors.ProviderConfigurationError):
+        return f"{name} is not set up correctly: {exc}"
+    if exc.retryable:
+        return f"{name} could not be reached or failed ({exc}). Try again in a moment."
+    return f"{name}: {exc}"

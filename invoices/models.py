@@ -1,0 +1,271 @@
+"""Local mirror of the providers' customers and invoices, plus our own bookkeeping.
+
+Mirrored fields are written by sync and by the answers to our own writes (remote wins there).
+Bookkeeping fields (sync state, pending action, errors, attempts) are ours and a pull never
+touches them. An invoice row is also the outbox: a pending action is recorded on it first and
+pushed by a task after commit.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Provider(models.TextChoices):
+    MKP = "mkp", "MijnKlantportaal"
+    QONTO = "qonto", "Qonto"
+
+
+class InvoiceStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    OPEN = "open", "Open"
+    PAID = "paid", "Paid"
+    CANCELED = "canceled", "Canceled"
+
+
+class SyncState(models.TextChoices):
+    LOCAL_DRAFT = "local_draft", "Local draft"
+    PENDING = "pending", "Waiting to be sent"
+    SENDING = "sending", "Being sent"
+    SYNCED = "synced", "In sync"
+    FAILED = "failed", "Failed"
+
+
+class PendingAction(models.TextChoices):
+    NONE = "", "—"
+    CREATE = "create", "Create at provider"
+    MARK_PAID = "mark_paid", "Mark as paid"
+
+
+class Customer(models.Model):
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    remote_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=255, blank=True)
+    email = models.CharField(max_length=255, blank=True)
+    remote_created_at = models.DateTimeField(null=True, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "remote_id"], name="customer_unique_remote_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.remote_id} ({self.get_provider_display()})"
+
+
+def invoice_pdf_path(instance: Invoice, filename: str) -> str:
+    return f"invoices/{instance.provider}/{timezone.now():%Y/%m}/{filename}"
+
+
+class Invoice(models.Model):
+    provider = models.CharField(max_length=16, choices=Provider.choices, db_index=True)
+    remote_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - null until created remotely
+    number = models.CharField(max_length=64, blank=True, db_index=True)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL)
+    customer_remote_id = models.CharField(max_length=64, blank=True)
+    customer_name = models.CharField(max_length=255, blank=True)
+    issue_date = models.DateField(null=True, blank=True)
+    due_date = models.DateField(null=True, blank=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    vat_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, default="EUR")
+    status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.OPEN)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    remote_created_at = models.DateTimeField(null=True, blank=True)
+    remote_updated_at = models.DateTimeField(null=True, blank=True)
+    payment_link = models.URLField(max_length=500, blank=True)
+    attachment_id = models.CharField(max_length=64, blank=True)
+    removed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When we noticed the invoice was deleted at the provider."
+    )
+    raw = models.JSONField(default=dict, blank=True)
+    pdf = models.FileField(upload_to=invoice_pdf_path, blank=True)
+    pdf_sha256 = models.CharField(max_length=64, blank=True)
+
+    # What staff asked for, kept until the provider confirmed it.
+    send_notification = models.BooleanField(default=False)
+    requested_paid_at = models.DateTimeField(null=True, blank=True)
+    requested_paid_on = models.DateField(null=True, blank=True, help_text="Payment date asked for at Qonto.")
+
+    # Bookkeeping: ours only, never overwritten by a pull.
+    sync_state = models.CharField(max_length=16, choices=SyncState.choices, default=SyncState.SYNCED)
+    pending_action = models.CharField(max_length=16, choices=PendingAction.choices, blank=True, default="")
+    outcome_unknown = models.BooleanField(
+        default=False, help_text="A create was sent but no answer came back: check before sending again."
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    pushed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-issue_date", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "remote_id"],
+                condition=Q(remote_id__isnull=False),
+                name="invoice_unique_remote_id",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["sync_state", "next_attempt_at"], name="invoice_outbox"),
+            models.Index(fields=["provider", "status", "due_date"], name="invoice_status_due"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number or self.remote_id or f"Invoice #{self.pk}"
+
+    @property
+    def is_at_provider(self) -> bool:
+        return bool(self.remote_id)
+
+    @property
+    def is_overdue(self) -> bool:
+        return (
+            self.status == InvoiceStatus.OPEN
+            and self.due_date is not None
+            and self.due_date < timezone.localdate()
+            and self.removed_at is None
+        )
+
+
+class InvoiceEvent(models.Model):
+    """What happened to an invoice, and who did it."""
+
+    class Kind(models.TextChoices):
+        CREATED_LOCALLY = "created_locally", "Saved locally"
+        CREATE_REQUESTED = "create_requested", "Create requested"
+        CREATED_REMOTELY = "created_remotely", "Created at provider"
+        PAYMENT_REQUESTED = "payment_requested", "Payment requested"
+        MARKED_PAID = "marked_paid", "Marked paid at provider"
+        CHANGED_BY_SYNC = "changed_by_sync", "Changed by sync"
+        IMPORTED_BY_SYNC = "imported_by_sync", "Imported by sync"
+        REMOVED_AT_PROVIDER = "removed", "Removed at provider"
+        PUSH_FAILED = "push_failed", "Sending failed"
+        PUSH_RETRY = "push_retry", "Will retry"
+        REFRESHED = "refreshed", "Refreshed"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    message = models.TextField(blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {timezone.localtime(self.at):%Y-%m-%d %H:%M}"
+
+
+class SyncRun(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped (another run holds the lock)"
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    kind = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    pages = models.PositiveIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["provider", "status", "-started_at"], name="syncrun_latest")]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_provider_display()} {self.kind} {timezone.localtime(self.started_at):%Y-%m-%d %H:%M}"
+        )
+
+
+class SyncCursor(models.Model):
+    """Where a provider's scan stands between runs (a timestamp, a page number)."""
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    name = models.CharField(max_length=64)
+    value = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "name"], name="synccursor_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.name}={self.value}"
+
+
+class Lease(models.Model):
+    """A lock shared by every machine through the database: one holder until it expires."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    holder = models.CharField(max_length=100, blank=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProviderToken(models.Model):
+    """OAuth tokens that rotate: kept in the database so every worker sees the newest."""
+
+    provider = models.CharField(max_length=16, choices=Provider.choices, unique=True)
+    data = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider} token"
+
+
+class ActionBatch(models.Model):
+    """A bulk action staff started: which invoices, what was asked, and what was skipped why."""
+
+    kind = models.CharField(max_length=32, choices=PendingAction.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    invoices = models.ManyToManyField(Invoice, through="ActionBatchItem", related_name="batches")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "action batches"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} by {self.actor} at {timezone.localtime(self.created_at):%Y-%m-%d %H:%M}"
+
+
+class ActionBatchItem(models.Model):
+    batch = models.ForeignKey(ActionBatch, on_delete=models.CASCADE, related_name="items")
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE)
+    queued = models.BooleanField(default=False)
+    note = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["batch", "invoice"], name="batchitem_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id}:{self.invoice_id}"

@@ -1,0 +1,400 @@
+"""Pushes what staff asked for (the outbox on the invoice rows) to the providers.
+
+Claim the rows with a conditional UPDATE and commit, call the provider with no database lock
+held, then record the answer in a short transaction. Whatever happens, the row says where it
+stands: in sync, waiting for a retry (with the time), or failed with the provider's reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone
+
+from integrations import errors
+from integrations.types import PdfFile, RemoteInvoice
+from invoices.messages import provider_error_message
+from invoices.mirror import MIRRORED_FIELDS, apply_remote
+from invoices.models import ActionBatchItem, Invoice, InvoiceEvent, PendingAction, Provider, SyncState
+from invoices.providers import client_for
+
+logger = logging.getLogger(__name__)
+
+QONTO_BATCH = 5
+CLAIM_STALE_AFTER = timedelta(minutes=10)
+
+
+@dataclass
+class PushResult:
+    done: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    #: Seconds until the next attempt, for the rows that will be retried.
+    retry_in: float | None = None
+
+
+@dataclass(frozen=True)
+class Removed:
+    """Our create reached the provider, but the invoice was deleted there before we read it back."""
+
+    remote_id: str
+
+
+def claim(invoice_ids: list[int]) -> list[Invoice]:
+    """Take the rows that are due for sending; others (already sent, in another worker's hands,
+    waiting for their retry time) are left alone."""
+    now = timezone.now()
+    due = Q(sync_state=SyncState.PENDING) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    stale = Q(sync_state=SyncState.SENDING, claimed_at__lt=now - CLAIM_STALE_AFTER)
+    claimed = []
+    for pk in invoice_ids:
+        taken = (
+            Invoice.objects.filter(pk=pk)
+            .exclude(pending_action="")
+            .filter(due | stale)
+            .update(
+                sync_state=SyncState.SENDING,
+                claimed_at=now,
+                attempts=F("attempts") + 1,
+                # A claim taken over from a worker that never recorded its answer: that create
+                # may have reached the provider, so look before sending it again.
+                outcome_unknown=Case(
+                    When(stale & Q(pending_action=PendingAction.CREATE), then=Value(True)),
+                    default=F("outcome_unknown"),
+                ),
+            )
+        )
+        if taken:
+            claimed.append(pk)
+    return list(Invoice.objects.filter(pk__in=claimed).order_by("pk"))
+
+
+def push_invoices(invoice_ids: list[int]) -> PushResult:
+    result = PushResult()
+    invoices = claim(invoice_ids)
+    creates = [i for i in invoices if i.pending_action == PendingAction.CREATE]
+    for invoice in invoices:
+        if invoice.pending_action == PendingAction.MARK_PAID:
+            _run(result, [invoice], _mark_paid)
+    qonto = [i for i in creates if i.provider == Provider.QONTO and not i.remote_id]
+    for start in range(0, len(qonto), QONTO_BATCH):
+        _run(result, qonto[start : start + QONTO_BATCH], _create_qonto)
+    for invoice in creates:
+        if invoice.provider == Provider.MKP:
+            _run(result, [invoice], _create_mkp)
+    return result
+
+
+def _run(result: PushResult, invoices: list[Invoice], send) -> None:
+    try:
+        answers = send(invoices)
+    except errors.ProviderValidationError as exc:
+        if len(invoices) > 1:
+            # One bad file refuses the whole Qonto batch: send them one by one to find it.
+            for invoice in invoices:
+                _run(result, [invoice], send)
+            return
+        _fail(result, invoices, exc)
+        return
+    except errors.ProviderNotFound as exc:
+        if send is _mark_paid:
+            _gone(result, invoices, exc)
+        else:
+            _handle_error(result, invoices, exc)
+        return
+    except errors.ProviderError as exc:
+        _handle_error(result, invoices, exc)
+        return
+    for invoice, remote in zip(invoices, answers, strict=True):
+        record = _record_removed if isinstance(remote, Removed) else _record_success
+        try:
+            record(invoice, remote)
+        except IntegrityError:
+            # A sync inserted a row for the same remote invoice in a transaction that committed
+            # while ours waited on it: that row is visible now, and the second try absorbs it.
+            record(invoice, remote)
+        result.done.append(invoice.pk)
+
+
+def _create_mkp(invoices: list[Invoice]) -> list[RemoteInvoice]:
+    (invoice,) = invoices
+    client = client_for(Provider.MKP)
+    if invoice.outcome_unknown:
+        found = client.find_invoice_by_number(invoice.number)
+        if found is not None:
+            return [found]
+    return [
+        client.create_invoice(
+            customer_id=invoice.customer.remote_id if invoice.customer else invoice.customer_remote_id,
+            number=invoice.number,
+            issued_at=invoice.issue_date,
+            due_at=invoice.due_date,
+            amount=invoice.amount,
+            paid_at=invoice.requested_paid_at,
+            send_notification=invoice.send_notification,
+            pdf=_pdf(invoice),
+        )
+    ]
+
+
+def _create_qonto(invoices: list[Invoice]) -> list[RemoteInvoice | Removed]:
+    client = client_for(Provider.QONTO)
+    files = [_pdf(invoice) for invoice in invoices]
+    key = hashlib.sha256("|".join(f"{i.pk}:{i.pdf_sha256}" for i in invoices).encode()).hexdigest()
+    imported = dict(client.import_invoices(files, idempotency_key=key))
+    answers: list[RemoteInvoice | Removed] = []
+    for file in files:
+        try:
+            answers.append(client.get_invoice(imported[file.name]))
+        except errors.ProviderNotFound:
+            # Qonto answered a repeated import with the invoice our earlier attempt made, and
+            # someone deleted it since: it was created, and is gone. Never import it again.
+            answers.append(Removed(imported[file.name]))
+    return answers
+
+
+def _mark_paid(invoices: list[Invoice]) -> list[RemoteInvoice]:
+    (invoice,) = invoices
+    client = client_for(invoice.provider)
+    if invoice.provider == Provider.QONTO:
+        return [client.mark_paid(invoice.remote_id, invoice.requested_paid_on)]
+    return [client.mark_paid(invoice.remote_id, invoice.requested_paid_at)]
+
+
+def _pdf(invoice: Invoice) -> PdfFile:
+    with invoice.pdf.open("rb") as fh:
+        content = fh.read()
+    # Unique per batch, and stable across retries so Qonto's import stays idempotent.
+    name = f"{invoice.pk}-{invoice.pdf.name.rsplit('/', 1)[-1]}"
+    return PdfFile(name=name, content=content)
+
+
+def _record_success(invoice: Invoice, remote: RemoteInvoice) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        twin = _lock_twin(invoice, remote.remote_id)
+        row = Invoice.objects.select_for_update().filter(pk=invoice.pk).first()
+        if row is None:
+            return  # absorbed meanwhile by the row of the create that made it (see _absorb)
+        action = row.pending_action
+        if twin is not None:
+            _absorb(row, twin)
+        changes = apply_remote(row, remote, now=now)
+        _settle(row, now)
+        if twin is not None:
+            _take_over_payment(row, twin, now)
+        row.save()
+        kind = (
+            InvoiceEvent.Kind.MARKED_PAID
+            if action == PendingAction.MARK_PAID
+            else InvoiceEvent.Kind.CREATED_REMOTELY
+        )
+        InvoiceEvent.objects.create(
+            invoice=row,
+            kind=kind,
+            actor=_requested_by(row, action),
+            message=f"{row.get_provider_display()} confirmed ({remote.remote_id}).",
+            changes={k: v for k, v in changes.items() if v is not None},
+        )
+
+
+def _requested_by(row: Invoice, action: str):
+    """Who asked for what the provider just confirmed: the history names them, not the worker."""
+    asked = (
+        InvoiceEvent.Kind.PAYMENT_REQUESTED
+        if action == PendingAction.MARK_PAID
+        else InvoiceEvent.Kind.CREATE_REQUESTED
+    )
+    request = row.events.filter(kind=asked).order_by("-at", "-pk").first()
+    return request.actor if request else row.created_by
+
+
+def _record_removed(invoice: Invoice, removed: Removed) -> None:
+    remote_id = removed.remote_id
+    now = timezone.now()
+    with transaction.atomic():
+        twin = _lock_twin(invoice, remote_id)
+        row = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        if twin is not None:  # what the sync mirrored before the invoice went
+            _absorb(row, twin)
+            for name in MIRRORED_FIELDS:
+                setattr(row, name, getattr(twin, name))
+        row.remote_id = remote_id
+        row.removed_at = now
+        _settle(row, now)
+        row.save()
+        InvoiceEvent.objects.create(
+            invoice=row,
+            kind=InvoiceEvent.Kind.CREATED_REMOTELY,
+            message=f"{row.get_provider_display()} confirmed ({remote_id}).",
+        )
+        InvoiceEvent.objects.create(
+            invoice=row,
+            kind=InvoiceEvent.Kind.REMOVED_AT_PROVIDER,
+            message="Deleted at the provider before we read it back.",
+        )
+
+
+def _settle(row: Invoice, now: datetime) -> None:
+    """The provider confirmed: nothing of ours is waiting on this row any more."""
+    row.sync_state = SyncState.SYNCED
+    row.pending_action = PendingAction.NONE
+    row.outcome_unknown = False
+    row.last_error = ""
+    row.next_attempt_at = None
+    row.claimed_at = None
+    row.pushed_at = now
+
+
+def _lock_twin(invoice: Invoice, remote_id: str) -> Invoice | None:
+    """A sync may have mirrored the invoice our create made before our answer was recorded: the
+    same invoice in a second row. Locked before our own row, the order a sync locks them in (rows
+    by remote id, then creates to adopt), so the two never wait on each other."""
+    return (
+        Invoice.objects.select_for_update()
+        .filter(provider=invoice.provider, remote_id=remote_id)
+        .exclude(pk=invoice.pk)
+        .first()
+    )
+
+
+def _absorb(row: Invoice, twin: Invoice) -> None:
+    """The twin gives its history to our row and goes."""
+    InvoiceEvent.objects.filter(invoice=twin).update(invoice=row)
+    ActionBatchItem.objects.filter(invoice=twin).exclude(batch__in=row.batches.all()).update(invoice=row)
+    twin.delete()
+
+
+def _take_over_payment(row: Invoice, twin: Invoice, now: datetime) -> None:
+    """Staff may have marked the twin paid meanwhile: the payment is still owed, so our row sends
+    it (again, if the twin's push was under way: marking paid twice is harmless). The sweep
+    picks it up at once."""
+    if twin.pending_action != PendingAction.MARK_PAID or twin.sync_state == SyncState.SYNCED:
+        return
+    row.pending_action = PendingAction.MARK_PAID
+    row.requested_paid_at = twin.requested_paid_at
+    row.requested_paid_on = twin.requested_paid_on
+    if twin.sync_state == SyncState.FAILED:
+        row.sync_state, row.last_error = SyncState.FAILED, twin.last_error
+    else:
+        row.sync_state, row.attempts, row.next_attempt_at = SyncState.PENDING, 0, now
+
+
+def _web_page(exc: errors.ProviderError) -> bool:
+    """A web page came back where API data was expected (a gateway, maintenance or login page). Our
+    request reached something, so a write may have happened, and it may pass later: retried like a
+    server error, and given up after the usual attempts if it never passes (a wrong base URL)."""
+    return isinstance(exc, errors.ProviderConfigurationError) and exc.status_code is not None
+
+
+def _may_have_written(exc: errors.ProviderError) -> bool:
+    """Whether the change may have been made although the request failed."""
+    if exc.outcome_unknown or _web_page(exc):
+        return True
+    # A 429 the provider sent (our own limiter sends nothing) is meant as a refusal, but a gateway
+    # can answer it after the request went through: a create looks before it is sent again.
+    return isinstance(exc, errors.ProviderRateLimited) and exc.status_code is not None
+
+
+def _handle_error(result: PushResult, invoices: list[Invoice], exc: errors.ProviderError) -> None:
+    if isinstance(exc, errors.ProviderRateLimited):
+        delay = max(exc.retry_after, 1.0)
+    elif exc.retryable or _web_page(exc):
+        delay = backoff_seconds(max(i.attempts for i in invoices))
+    else:
+        _fail(result, invoices, exc)
+        return
+    if all(i.attempts >= settings.PUSH_MAX_ATTEMPTS for i in invoices) and not isinstance(
+        exc, errors.ProviderRateLimited
+    ):
+        _fail(result, invoices, exc, suffix=f" Gave up after {invoices[0].attempts} attempts.")
+        return
+    now = timezone.now()
+    for invoice in invoices:
+        values = {
+            "sync_state": SyncState.PENDING,
+            "next_attempt_at": now + timedelta(seconds=delay),
+            "claimed_at": None,
+            "last_error": provider_error_message(exc),
+        }
+        if isinstance(exc, errors.ProviderRateLimited):
+            # Told to wait, not failed: the claim's attempt is given back, so waiting for the
+            # budget neither lengthens the backoff nor brings the give-up closer.
+            values["attempts"] = F("attempts") - 1
+        if _may_have_written(exc) and invoice.pending_action == PendingAction.CREATE:
+            values["outcome_unknown"] = True
+        if not Invoice.objects.filter(pk=invoice.pk, sync_state=SyncState.SENDING).update(**values):
+            continue  # absorbed meanwhile by the row of the create that made it
+        InvoiceEvent.objects.create(
+            invoice=invoice,
+            kind=InvoiceEvent.Kind.PUSH_RETRY,
+            message=f"{provider_error_message(exc)} Next attempt in {round(delay)} s.",
+        )
+    result.retry_in = delay if result.retry_in is None else min(result.retry_in, delay)
+
+
+def _fail(result: PushResult, invoices: list[Invoice], exc: errors.ProviderError, suffix: str = "") -> None:
+    message = f"{provider_error_message(exc)}{suffix}"
+    for invoice in invoices:
+        if not Invoice.objects.filter(pk=invoice.pk, sync_state=SyncState.SENDING).update(
+            sync_state=SyncState.FAILED, claimed_at=None, next_attempt_at=None, last_error=message
+        ):
+            continue  # absorbed meanwhile by the row of the create that made it
+        InvoiceEvent.objects.create(invoice=invoice, kind=InvoiceEvent.Kind.PUSH_FAILED, message=message)
+        result.failed[invoice.pk] = message
+
+
+def _gone(result: PushResult, invoices: list[Invoice], exc: errors.ProviderError) -> None:
+    """The invoice was deleted at the provider before our change reached it: the change can never
+    be made. Marked removed (never deleted), and failed with the reason; nothing stays pending, so
+    the sync keeps mirroring the row should the provider list it again."""
+    now = timezone.now()
+    message = f"{provider_error_message(exc)} It was removed there, so it was not marked paid."
+    for invoice in invoices:
+        with transaction.atomic():
+            if not Invoice.objects.filter(pk=invoice.pk, sync_state=SyncState.SENDING).update(
+                sync_state=SyncState.FAILED,
+                pending_action=PendingAction.NONE,
+                claimed_at=None,
+                next_attempt_at=None,
+                last_error=message,
+                removed_at=now,
+            ):
+                continue  # absorbed meanwhile by the row of the create that made it
+            InvoiceEvent.objects.create(invoice=invoice, kind=InvoiceEvent.Kind.PUSH_FAILED, message=message)
+            InvoiceEvent.objects.create(
+                invoice=invoice,
+                kind=InvoiceEvent.Kind.REMOVED_AT_PROVIDER,
+                message="The provider answered 404: the invoice no longer exists there.",
+            )
+        result.failed[invoice.pk] = message
+
+
+def backoff_seconds(attempt: int, *, base: float = 5.0, cap: float = 900.0) -> float:
+    """Exponential backoff with full jitter: 5 s, 10 s, 20 s ... at most 15 minutes."""
+    return random.uniform(base, min(cap, base * 2 ** max(attempt - 1, 0)))
+
+
+def due_for_sweep(now: datetime | None = None) -> list[int]:
+    """Rows the sweep should enqueue again: due retries, and claims whose worker died."""
+    now = now or timezone.now()
+    return list(
+        Invoice.objects.filter(
+            Q(sync_state=SyncState.PENDING, next_attempt_at__lte=now)
+            | Q(
+                sync_state=SyncState.PENDING,
+                next_attempt_at__isnull=True,
+                updated_at__lt=now - timedelta(minutes=2),
+            )
+            | Q(sync_state=SyncState.SENDING, claimed_at__lt=now - CLAIM_STALE_AFTER)
+        )
+        .exclude(pending_action="")
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:1000]
+    )

@@ -1,0 +1,57 @@
+"""Refresh chosen invoices from their provider, one GET each, and fetch their PDFs."""
+
+from __future__ import annotations
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from integrations import errors
+from invoices.mirror import upsert_invoices
+from invoices.models import Invoice, InvoiceEvent, Provider
+from invoices.providers import client_for
+
+
+def refresh_invoices(*, invoice_ids: list[int], client=None) -> dict:
+    """GET each invoice: store what the provider says, or mark it removed on a 404. ``client``
+    serves when all the invoices are of its provider (a sync run's own client).
+    Returns {"refreshed": n, "removed": n, "failed": {pk: reason}}."""
+    outcome = {"refreshed": 0, "removed": 0, "failed": {}}
+    rows = Invoice.objects.filter(pk__in=invoice_ids).exclude(remote_id=None).order_by("pk")
+    for invoice in rows:
+        provider_client = client or client_for(invoice.provider)
+        fetched_at = timezone.now()
+        try:
+            remote = provider_client.get_invoice(invoice.remote_id)
+        except errors.ProviderNotFound:
+            with transaction.atomic():
+                Invoice.objects.filter(pk=invoice.pk, removed_at=None).update(removed_at=fetched_at)
+                InvoiceEvent.objects.create(
+                    invoice=invoice,
+                    kind=InvoiceEvent.Kind.REMOVED_AT_PROVIDER,
+                    message="The provider answered 404: the invoice no longer exists there.",
+                )
+            outcome["removed"] += 1
+            continue
+        except errors.ProviderRateLimited:
+            raise
+        except errors.ProviderError as exc:
+            outcome["failed"][invoice.pk] = str(exc)
+            continue
+        upsert_invoices(provider=invoice.provider, remotes=[remote], fetched_at=fetched_at)
+        outcome["refreshed"] += 1
+    return outcome
+
+
+def invoice_fetch_pdf(*, invoice: Invoice) -> bool:
+    """Download the provider's PDF at once (its link expires) and keep it. False when there is none."""
+    client = client_for(invoice.provider)
+    if invoice.provider == Provider.MKP:
+        content = client.download_invoice_pdf(invoice.remote_id)
+    else:
+        content = client.download_invoice_pdf(client.get_invoice(invoice.remote_id))
+    if not content:
+        return False
+    invoice.pdf.save(f"{invoice.number or invoice.remote_id}.pdf", ContentFile(content), save=False)
+    Invoice.objects.filter(pk=invoice.pk).update(pdf=invoice.pdf.name)
+    return True

@@ -1,0 +1,305 @@
+"""What staff can ask for. Each service checks the input, records the intent on the invoice row
+(the outbox) with its history, and queues the push after commit. Nothing here calls a provider."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+from pypdf import PdfReader
+from pypdf.errors import PyPdfError
+
+from integrations.qonto.mappers import latest_allowed_paid_on
+from invoices.models import (
+    ActionBatch,
+    ActionBatchItem,
+    Customer,
+    Invoice,
+    InvoiceEvent,
+    InvoiceStatus,
+    PendingAction,
+    Provider,
+    SyncState,
+)
+
+
+def _enqueue(invoice_ids: list[int]) -> None:
+    from invoices.tasks import push_invoices
+
+    transaction.on_commit(lambda: push_invoices.delay(invoice_ids))
+
+
+# Input checks ------------------------------------------------------------------------------------
+def validate_pdf(*, name: str, content: bytes) -> None:
+    """The content must be a readable PDF of at most 5 MB (the name proves nothing)."""
+    if not content:
+        raise ValidationError(f"{name} is empty.")
+    if len(content) > settings.MAX_PDF_BYTES:
+        size = len(content) / 1024 / 1024
+        raise ValidationError(f"{name} is {size:.1f} MB; the providers accept at most 5 MB per PDF.")
+    if not content.lstrip()[:5] == b"%PDF-":
+        raise ValidationError(f"{name} is not a PDF file.")
+    try:
+        if len(PdfReader(io.BytesIO(content)).pages) < 1:
+            raise ValidationError(f"{name} is a PDF without pages.")
+    except (PyPdfError, ValueError, KeyError, OSError) as exc:
+        raise ValidationError(f"{name} is damaged and cannot be read as a PDF.") from exc
+
+
+def validate_number_free(*, provider: str, number: str, exclude_pk: int | None = None) -> None:
+    taken = Invoice.objects.filter(provider=provider, number=number, removed_at__isnull=True)
+    if exclude_pk:
+        taken = taken.exclude(pk=exclude_pk)
+    if number and taken.exists():
+        raise ValidationError(f"Invoice number {number} is already used.")
+
+
+def validate_qonto_paid_on(paid_on: date, *, now: datetime | None = None) -> None:
+    latest = latest_allowed_paid_on(now or timezone.now())
+    if paid_on > latest:
+        raise ValidationError(
+            f"Qonto does not accept a payment date in the future: choose {latest:%d %B %Y} or earlier."
+        )
+
+
+# Creating invoices ------------------------------------------------------------------------------
+def invoice_create_draft(
+    *,
+    provider: str,
+    pdf_name: str,
+    pdf_content: bytes,
+    actor,
+    customer: Customer | None = None,
+    number: str = "",
+    issue_date: date | None = None,
+    due_date: date | None = None,
+    amount: Decimal | None = None,
+    paid_at: datetime | None = None,
+    send_notification: bool = False,
+) -> Invoice:
+    """Keep an uploaded PDF as a local invoice that is not at the provider yet."""
+    validate_pdf(name=pdf_name, content=pdf_content)
+    if provider == Provider.MKP:
+        if customer is None or not number or issue_date is None or amount is None:
+            raise ValidationError("MijnKlantportaal needs a customer, a number, an issue date and an amount.")
+        if amount < 0:
+            raise ValidationError("The amount cannot be negative.")
+        if due_date and due_date < issue_date:
+            raise ValidationError("The due date cannot be before the issue date.")
+        if paid_at:
+            validate_paid_at(paid_at, providers=[provider])
+        validate_number_free(provider=provider, number=number)
+    with transaction.atomic():
+        invoice = Invoice(
+            provider=provider,
+            customer=customer,
+            customer_remote_id=customer.remote_id if customer else "",
+            customer_name=customer.name if customer else "",
+            number=number,
+            issue_date=issue_date,
+            due_date=due_date,
+            amount=amount,
+            status=InvoiceStatus.OPEN,
+            requested_paid_at=paid_at,
+            send_notification=send_notification,
+            sync_state=SyncState.LOCAL_DRAFT,
+            pdf_sha256=hashlib.sha256(pdf_content).hexdigest(),
+            created_by=actor,
+        )
+        invoice.pdf.save(pdf_name, ContentFile(pdf_content), save=False)
+        invoice.save()
+        InvoiceEvent.objects.create(invoice=invoice, kind=InvoiceEvent.Kind.CREATED_LOCALLY, actor=actor)
+    return invoice
+
+
+def invoice_request_create(*, invoice: Invoice, actor) -> None:
+    """Queue the create at the provider (a draft, or a create that failed earlier)."""
+    if invoice.remote_id:
+        raise ValidationError(f"{invoice} is already at {invoice.get_provider_display()}.")
+    if invoice.sync_state not in (SyncState.LOCAL_DRAFT, SyncState.FAILED):
+        raise ValidationError(f"{invoice} is already being sent.")
+    if invoice.provider == Provider.MKP:
+        validate_number_free(provider=invoice.provider, number=invoice.number, exclude_pk=invoice.pk)
+    with transaction.atomic():
+        updated = Invoice.objects.filter(
+            pk=invoice.pk, remote_id__isnull=True, sync_state__in=[SyncState.LOCAL_DRAFT, SyncState.FAILED]
+        ).update(
+            sync_state=SyncState.PENDING,
+            pending_action=PendingAction.CREATE,
+            attempts=0,
+            next_attempt_at=None,
+            last_error="",
+        )
+        if not updated:
+            raise ValidationError(f"{invoice} changed meanwhile; reload the page.")
+        InvoiceEvent.objects.create(invoice=invoice, kind=InvoiceEvent.Kind.CREATE_REQUESTED, actor=actor)
+        _enqueue([invoice.pk])
+    invoice.refresh_from_db()
+
+
+def invoice_create_from_pdf(*, provider: str, pdf_name: str, pdf_content: bytes, actor, **fields) -> Invoice:
+    with transaction.atomic():
+        invoice = invoice_create_draft(
+            provider=provider, pdf_name=pdf_name, pdf_content=pdf_content, actor=actor, **fields
+        )
+        invoice_request_create(invoice=invoice, actor=actor)
+    return invoice
+
+
+# Marking paid ------------------------------------------------------------------------------------
+class Skip(Exception):
+    """An invoice the action does not apply to, with the reason staff will read."""
+
+
+def _check_can_mark_paid(invoice: Invoice) -> None:
+    if not invoice.remote_id:
+        raise Skip("not at the provider yet")
+    if invoice.removed_at:
+        raise Skip("removed at the provider")
+    if invoice.pending_action:
+        raise Skip(f"already waiting: {invoice.get_pending_action_display().lower()}")
+    if invoice.status == InvoiceStatus.PAID:
+        raise Skip("already paid")
+    if invoice.status != InvoiceStatus.OPEN:
+        raise Skip(f"status is {invoice.get_status_display().lower()}")
+
+
+def _record_mark_paid(invoice: Invoice, *, paid_at: datetime, actor) -> bool:
+    paid_on = timezone.localtime(paid_at).date()
+    updated = (
+        Invoice.objects.filter(pk=invoice.pk, pending_action="", status=InvoiceStatus.OPEN)
+        .exclude(remote_id=None)
+        .update(
+            sync_state=SyncState.PENDING,
+            pending_action=PendingAction.MARK_PAID,
+            requested_paid_at=paid_at,
+            requested_paid_on=paid_on,
+            attempts=0,
+            next_attempt_at=None,
+            last_error="",
+        )
+    )
+    if updated:
+        InvoiceEvent.objects.create(
+            invoice=invoice,
+            kind=InvoiceEvent.Kind.PAYMENT_REQUESTED,
+            actor=actor,
+            message=f"Paid on {timezone.localtime(paid_at):%Y-%m-%d %H:%M}.",
+        )
+    return bool(updated)
+
+
+def validate_paid_at(paid_at: datetime, *, providers: Iterable[str]) -> None:
+    """A payment moment staff give: not in the future, and for Qonto not after Qonto's today."""
+    if paid_at > timezone.now():
+        raise ValidationError("The payment moment cannot be in the future.")
+    if Provider.QONTO in set(providers):
+        validate_qonto_paid_on(timezone.localtime(paid_at).date())
+
+
+def _check_paid_at(invoices: Iterable[Invoice], paid_at: datetime) -> None:
+    validate_paid_at(paid_at, providers={i.provider for i in invoices})
+
+
+def invoice_mark_paid(*, invoice: Invoice, paid_at: datetime, actor) -> None:
+    """Queue marking one invoice paid; raises ValidationError with the reason when it cannot be."""
+    _check_paid_at([invoice], paid_at)
+    try:
+        _check_can_mark_paid(invoice)
+    except Skip as exc:
+        raise ValidationError(f"{invoice} cannot be marked paid: {exc}.") from exc
+    with transaction.atomic():
+        if not _record_mark_paid(invoice, paid_at=paid_at, actor=actor):
+            raise ValidationError(f"{invoice} changed meanwhile; reload the page.")
+        _enqueue([invoice.pk])
+    invoice.refresh_from_db()
+
+
+@dataclass
+class BatchReport:
+    batch: ActionBatch
+    queued: list[Invoice] = field(default_factory=list)
+    skipped: list[tuple[Invoice, str]] = field(default_factory=list)
+
+
+def invoices_bulk_mark_paid(*, invoices: Iterable[Invoice], paid_at: datetime, actor) -> BatchReport:
+    invoices = list(invoices)
+    _check_paid_at(invoices, paid_at)
+    with transaction.atomic():
+        # Locked up front in id order, the order a sync locks them in: locking them one by one in
+        # the order given could deadlock with a sync of the same page.
+        present = set(
+            Invoice.objects.select_for_update()
+            .filter(pk__in=[i.pk for i in invoices])
+            .exclude(remote_id=None)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        report = BatchReport(ActionBatch.objects.create(kind=PendingAction.MARK_PAID, actor=actor))
+        items = []
+        for invoice in invoices:
+            if invoice.remote_id and invoice.pk not in present:
+                # A second copy a sync made of an invoice we were creating, merged into it since.
+                report.skipped.append((invoice, "no longer listed; reload the page"))
+                continue
+            try:
+                _check_can_mark_paid(invoice)
+                if not _record_mark_paid(invoice, paid_at=paid_at, actor=actor):
+                    raise Skip("changed meanwhile")
+            except Skip as exc:
+                report.skipped.append((invoice, str(exc)))
+                items.append(ActionBatchItem(batch=report.batch, invoice=invoice, note=str(exc)))
+                continue
+            report.queued.append(invoice)
+            items.append(ActionBatchItem(batch=report.batch, invoice=invoice, queued=True))
+        ActionBatchItem.objects.bulk_create(items)
+        for invoice in report.queued:
+            _enqueue([invoice.pk])
+    return report
+
+
+def invoices_bulk_request_create(*, invoices: Iterable[Invoice], actor) -> BatchReport:
+    with transaction.atomic():
+        report = BatchReport(ActionBatch.objects.create(kind=PendingAction.CREATE, actor=actor))
+        items = []
+        for invoice in invoices:
+            try:
+                invoice_request_create(invoice=invoice, actor=actor)
+            except ValidationError as exc:
+                reason = " ".join(exc.messages)
+                report.skipped.append((invoice, reason))
+                items.append(ActionBatchItem(batch=report.batch, invoice=invoice, note=reason[:255]))
+                continue
+            report.queued.append(invoice)
+            items.append(ActionBatchItem(batch=report.batch, invoice=invoice, queued=True))
+        ActionBatchItem.objects.bulk_create(items)
+    return report
+
+
+def invoice_retry(*, invoice: Invoice, actor) -> None:
+    """Send a failed change again, as staff asked."""
+    if invoice.sync_state != SyncState.FAILED:
+        raise ValidationError(f"{invoice} has nothing to retry.")
+    if not invoice.remote_id:
+        invoice_request_create(invoice=invoice, actor=actor)
+        return
+    if invoice.pending_action != PendingAction.MARK_PAID:
+        raise ValidationError(f"{invoice} has nothing to retry.")
+    with transaction.atomic():
+        Invoice.objects.filter(pk=invoice.pk, sync_state=SyncState.FAILED).update(
+            sync_state=SyncState.PENDING, attempts=0, next_attempt_at=None
+        )
+        InvoiceEvent.objects.create(
+            invoice=invoice, kind=InvoiceEvent.Kind.PAYMENT_REQUESTED, actor=actor, message="Retry."
+        )
+        _enqueue([invoice.pk])
+    invoice.refresh_from_db()

@@ -1,0 +1,80 @@
+"""``python -m integrations.sandbox`` as a user runs it, and the loopback-only rule."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from integrations.sandbox import SandboxServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "integrations.sandbox", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def read_banner(process: subprocess.Popen) -> str:
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith(" Seeded"):
+            break
+    return "".join(lines)
+
+
+def test_runs_prints_the_banner_and_stops_on_sigterm():
+    process = start(
+        "--port", "0", "--seed-invoices", "20", "--mkp-key", "k1", "--faults", "500=0.5", "--fault-seed", "3", "--quiet"
+    )  # fmt: skip
+    try:
+        banner = read_banner(process)
+        assert "LOCAL SANDBOX" in banner
+        assert "Bearer k1" in banner
+        assert "sandbox-org:sandbox-secret" in banner
+        assert "500=0.5" in banner
+        mkp_url = re.search(r"MijnKlantportaal\s+(http://127\.0\.0\.1:\d+/mkp/v1)", banner).group(1)
+        assert re.search(r"Qonto\s+http://127\.0\.0\.1:\d+/qonto\b", banner)
+        statuses = {
+            requests.get(
+                f"{mkp_url}/customers", headers={"Authorization": "Bearer k1"}, timeout=5
+            ).status_code
+            for _ in range(12)
+        }
+        assert statuses == {200, 500}  # seeded faults strike some requests, not all
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "Sandbox stopped." in out
+
+
+def test_refuses_any_host_but_the_loopback():
+    process = start("--host", "0.0.0.0", "--port", "0")
+    _, err = process.communicate(timeout=10)
+    assert process.returncode == 2
+    assert "only listens on 127.0.0.1" in err
+    with pytest.raises(ValueError):
+        SandboxServer(host="192.168.1.10")
+
+
+def test_python_api_urls():
+    with SandboxServer(host="localhost") as sandbox:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/mkp/v1", sandbox.mkp_base_url)
+        assert sandbox.qonto_base_url == f"http://127.0.0.1:{sandbox.port}/qonto"
+        assert sandbox.admin_url == f"http://127.0.0.1:{sandbox.port}/_sandbox"
+        assert requests.get(sandbox.admin_url, timeout=5).status_code == 200
