@@ -67,5 +67,13 @@ def sandbox(sandbox_server, settings):
     settings.QONTO_LOGIN = "sandbox-org"
     settings.QONTO_SECRET_KEY = "sandbox-secret"
     settings.QONTO_ACCESS_TOKEN = ""
-    settings.PROVIDER_READ_TIMEOUT = 1.5
+    # Patient enough for a busy machine; tests that hold requests on purpose use ``short_read_timeout``.
+    settings.PROVIDER_READ_TIMEOUT = 10.0
     return sandbox_server
+
+
+@pytest.fixture
+def short_read_timeout(settings):
+    """The clients give up after 1.5 s, well before the sandbox answers a request it holds (>= 2.5 s)."""
+    settings.PROVIDER_READ_TIMEOUT = 1.5
+    return settings.PROVIDER_READ_TIMEOUT

@@ -28,7 +28,7 @@ def mirrored(sandbox):
 @pytest.mark.parametrize("provider", Provider.values)
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_payment_survives_the_fault_and_lands_once(
-    mirrored, provider, kind, admin_user, queued, monkeypatch
+    mirrored, provider, kind, admin_user, queued, monkeypatch, short_read_timeout
 ):
     monkeypatch.setattr("time.sleep", lambda seconds: None)  # the clients' short read retries
     invoice = Invoice.objects.filter(provider=provider, status=InvoiceStatus.OPEN).first()
@@ -54,7 +54,7 @@ def test_a_payment_survives_the_fault_and_lands_once(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_sync_run_fails_plainly_and_resumes(mirrored, kind, monkeypatch):
+def test_a_sync_run_fails_plainly_and_resumes(mirrored, kind, monkeypatch, short_read_timeout):
     monkeypatch.setattr("time.sleep", lambda seconds: None)
     cursor_before = SyncCursor.objects.filter(provider=Provider.QONTO, name="updated_at").first()
     set_faults(mirrored, {kind: 1.0}, timeout_seconds=2.5)

@@ -115,7 +115,7 @@ def test_a_bad_api_key_is_named_in_plain_words(admin_client, sandbox, settings):
     assert "wrong-key-123456" not in invoice.last_error
 
 
-def test_a_timeout_never_creates_a_second_invoice(admin_client, sandbox):
+def test_a_timeout_never_creates_a_second_invoice(admin_client, sandbox, short_read_timeout):
     customer = mirrored_mkp_customer(sandbox)
     # The create reaches MijnKlantportaal, but the answer never arrives in time.
     set_faults(sandbox, {"timeout": 1.0}, after_share=1.0, methods=["POST"], timeout_seconds=3.0)

@@ -104,7 +104,7 @@ def test_a_payment_for_an_invoice_deleted_at_the_provider_marks_it_removed(sandb
 
 
 @pytest.fixture
-def twin(sandbox, admin_user, queued):
+def twin(sandbox, admin_user, queued, short_read_timeout):
     """A Qonto create whose answer was lost, and the second row a sync made of its invoice."""
     invoice = _qonto_create(admin_user)
     set_faults(sandbox, {"timeout": 1.0}, after_share=1.0, methods=["POST"], timeout_seconds=2.5)
