@@ -8,11 +8,15 @@ failure turned into a typed error from :mod:`integrations.errors`.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from email.utils import parsedate_to_datetime
+from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
+import orjson
 import requests
 
 from integrations import errors
@@ -49,6 +53,14 @@ class BaseClient:
         self.max_wait = max_wait
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = "invoice-backoffice/1.0"
+        # requests reads the proxy variables and ~/.netrc again for every request: a millisecond
+        # each, more than the rest of a sync's page. Read once instead (see ``environment_proxies``);
+        # our own auth headers are all the credentials the providers need.
+        self.session.trust_env = False
+        if self.session.verify is True:
+            self.session.verify = (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            )
         self.request_count = 0
 
     # Hooks for the provider clients ---------------------------------------------------------
@@ -126,8 +138,9 @@ class BaseClient:
                 )
         self.request_count += 1
         try:
+            url = self.url(path)
             return self.session.request(
-                method, self.url(path), headers=headers, timeout=self.timeout, **kwargs
+                method, url, headers=headers, timeout=self.timeout, proxies=environment_proxies(url), **kwargs
             )
         except requests.ConnectTimeout as exc:
             unreachable = errors.ProviderConnectionError(
@@ -164,8 +177,8 @@ class BaseClient:
                 status_code=response.status_code,
             )
         try:
-            return response.json()
-        except ValueError as exc:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
             raise errors.ProviderBadResponse(
                 "The provider sent an answer that is not valid JSON.",
                 provider=self.provider,
@@ -175,7 +188,7 @@ class BaseClient:
     def download(self, url: str) -> bytes:
         """Fetch a file from a short-lived link the provider handed out (no auth header)."""
         try:
-            response = self.session.get(url, timeout=self.timeout)
+            response = self.session.get(url, timeout=self.timeout, proxies=environment_proxies(url))
         except requests.RequestException as exc:
             raise errors.ProviderConnectionError("The file download failed.", provider=self.provider) from exc
         if response.status_code >= 400:
@@ -186,6 +199,17 @@ class BaseClient:
                 status_code=response.status_code,
             )
         return response.content
+
+
+def environment_proxies(url: str) -> dict[str, str]:
+    """The proxies the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) gives for a URL's host."""
+    parts = urlsplit(url)
+    return _proxies_for(parts.scheme, parts.netloc)
+
+
+@cache
+def _proxies_for(scheme: str, netloc: str) -> dict[str, str]:
+    return requests.utils.get_environ_proxies(f"{scheme}://{netloc}/")
 
 
 def retry_after_seconds(response: requests.Response, default: float = 60.0) -> float:
