@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
 
+import orjson
+
 
 @dataclass
 class UploadedFile:
@@ -71,7 +73,7 @@ class Response:
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    body = orjson.dumps(payload)
     return Response(status, body, "application/json", dict(headers or {}))
 
 
