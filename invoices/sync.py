@@ -118,13 +118,13 @@ def _pull_pages(
 ) -> Page | None:
     """Upsert every page of an iterator; returns the last page stored.
 
-    Pages are written in groups of a few hundred invoices (one statement a group on PostgreSQL),
+    Pages are written in groups of about a thousand invoices (one statement a group on PostgreSQL),
     and the next group is fetched in the background while this one is written. A group counts as
     fetched when the request for its first page started; it commits together with its counts on
     the run. Pages fetched before a failed request are still stored. With a ``mirror.Scan``,
     unchanged invoices are remembered in it instead of stamped one by one."""
 
-    def groups(pages, rows: int = 500):
+    def groups(pages, rows: int = 1000):
         pages, group, size, fetched_at = iter(pages), [], 0, None
         while True:
             started = timezone.now()
