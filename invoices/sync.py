@@ -201,13 +201,15 @@ def mkp_quick(client, recorder: RunRecorder, renew) -> int:
     if head.next_page is None:
         return removed + _complete_pass(full_pass, last_page, head.number)
     known_last = int(last_page.value or 1)
-    if known_last > 2:
+    start = max(int(full_pass.value), 2)
+    # When this run's slice of the pass reaches the last pages anyway, they are read once, by it.
+    slice_reaches_tail = known_last - start + 1 <= budget.left
+    if known_last > 2 and not slice_reaches_tail:
         # New invoices come first: the tail may take the whole budget when many pages appeared.
         tail = _pull_pages(_mkp_pages(client, known_last - 1, budget), Provider.MKP, recorder, renew)
         if tail and tail.next_page is None:
             _save_cursor(last_page, str(tail.number))
     # 2. The next slice of the rolling full pass.
-    start = max(int(full_pass.value), 2)
     last = _pull_pages(_mkp_pages(client, start, budget), Provider.MKP, recorder, renew)
     if last is None:
         return removed

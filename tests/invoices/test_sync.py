@@ -56,6 +56,15 @@ def test_the_quick_mkp_scan_keeps_to_its_page_budget_and_resumes(sandbox, settin
     assert int(SyncCursor.objects.get(provider=Provider.MKP, name="last_page").value) == 10
 
 
+def test_a_quick_run_that_covers_the_whole_list_reads_each_page_once(sandbox, settings):
+    seed(sandbox, invoices=15 * 20, customers=3)  # 20 pages, within the budget of one run
+    settings.MKP_SYNC_PAGE_BUDGET = 40
+    first = sync_provider(provider=Provider.MKP, mode=MODE_QUICK)
+    again = sync_provider(provider=Provider.MKP, mode=MODE_QUICK)
+    assert (first.created, first.requests) == (300, 20)
+    assert (again.unchanged, again.requests) == (300, 20), "the last pages are not read a second time"
+
+
 def test_a_new_invoice_shows_up_in_the_next_quick_run(sandbox, settings):
     seed(sandbox, invoices=15 * 10, customers=3)
     settings.MKP_SYNC_PAGE_BUDGET = 4
