@@ -4,6 +4,7 @@ SIGTERM. ``--help`` lists the options."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -30,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--seed-customers", type=int, default=None, help="customers per provider (default: invoices / 20)")
     add("--data-seed", type=int, default=None, help="make the seeded data repeatable")
+    add(
+        "--state-file",
+        default=None,
+        help="keep the data in this file between runs: loaded at start when it exists (instead of"
+        " seeding), written on exit",
+    )
     add("--mkp-key", default=defaults.mkp_key, help="MKP API key (Authorization: Bearer KEY)")
     add("--qonto-login", default=defaults.qonto_login, help="Qonto login (Authorization: LOGIN:SECRET)")
     add("--qonto-secret", default=defaults.qonto_secret, help="Qonto secret key")
@@ -63,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    kept = bool(args.state_file) and os.path.exists(args.state_file)
     try:
         faults = FaultInjector(
             parse_fault_spec(args.faults),
@@ -88,11 +96,12 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             config=config,
             faults=faults,
-            seed_invoices=args.seed_invoices,
+            seed_invoices=0 if kept else args.seed_invoices,
             seed_customers=args.seed_customers,
             data_seed=args.data_seed,
             quiet=args.quiet,
         )
+        loaded = sandbox.state.load(args.state_file) if kept else None
         sandbox.start()
     except ValueError as exc:
         parser.error(str(exc))
@@ -103,15 +112,19 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    print(banner(sandbox), flush=True)
+    print(banner(sandbox, state_file=args.state_file, loaded=loaded), flush=True)
     while not stop.wait(0.5):
         pass
     sandbox.stop()
-    print("Sandbox stopped.", flush=True)
+    if args.state_file:
+        sandbox.state.save(args.state_file)
+        print(f"Sandbox stopped; its data is kept in {args.state_file}.", flush=True)
+    else:
+        print("Sandbox stopped.", flush=True)
     return 0
 
 
-def banner(sandbox: SandboxServer) -> str:
+def banner(sandbox: SandboxServer, *, state_file: str | None = None, loaded: dict | None = None) -> str:
     config = sandbox.config
     staging = (
         f"X-Qonto-Staging-Token: {config.qonto_staging_token}"
@@ -121,12 +134,20 @@ def banner(sandbox: SandboxServer) -> str:
     fault_settings = sandbox.faults.to_json()
     faults = ", ".join(f"{k}={v}" for k, v in fault_settings["probabilities"].items()) or "none"
     seeded = sandbox.seeded or {"invoices": 0, "customers": 0, "seconds": 0}
+    if loaded is not None:
+        data = f" Data              loaded from {state_file}: {loaded['mkp']} MijnKlantportaal and {loaded['qonto']} Qonto invoices"
+    else:
+        data = (
+            f" Seeded            {seeded['invoices']} invoices and {seeded['customers']} customers per provider"
+            f" in {seeded['seconds']} s"
+        )
+    kept = f"Data kept in {state_file} between runs." if state_file else "In-memory data, lost on exit."
     line = "=" * 78
     return "\n".join(
         [
             line,
             " LOCAL SANDBOX of the MijnKlantportaal and Qonto APIs - NOT the real services.",
-            " In-memory data, lost on exit. Listening on 127.0.0.1 only.",
+            f" {kept} Listening on 127.0.0.1 only.",
             line,
             f" MijnKlantportaal  {sandbox.mkp_base_url}",
             f"     Authorization: Bearer {config.mkp_key}",
@@ -140,8 +161,7 @@ def banner(sandbox: SandboxServer) -> str:
             f"    MKP unique numbers: {'yes' if config.mkp_unique_numbers else 'no'}",
             f" Faults            {faults}  (after share {fault_settings['after_share']},"
             f" seed {fault_settings['seed']}, timeout {fault_settings['timeout_seconds']} s)",
-            f" Seeded            {seeded['invoices']} invoices and {seeded['customers']} customers per provider"
-            f" in {seeded['seconds']} s",
+            data,
             line,
         ]
     )

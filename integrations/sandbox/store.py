@@ -11,6 +11,8 @@ them oldest first (the order of their internal auto-increment id, which the ``in
 from __future__ import annotations
 
 import hashlib
+import os
+import pickle
 import random
 import secrets
 import string
@@ -151,6 +153,32 @@ class Store:
             self.data = _Data()
             self._last_tick = None
             self._qonto_lists.clear()
+
+    # Keeping the data between runs -------------------------------------------------------------
+    def save(self, path: str) -> None:
+        """Write every object to ``path`` (replaced at once: a crash leaves the previous file)."""
+        with self.lock:
+            content = pickle.dumps(self.data, protocol=pickle.HIGHEST_PROTOCOL)
+        partial = f"{path}.partial"
+        with open(partial, "wb") as fh:
+            fh.write(content)
+        os.replace(partial, path)
+
+    def load(self, path: str) -> dict:
+        """Replace the data with what :meth:`save` wrote; returns the counts per provider."""
+        with open(path, "rb") as fh:
+            try:
+                # A file this sandbox wrote itself, in the project's own var/ folder.
+                data = pickle.load(fh)  # noqa: S301
+            except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as exc:
+                data = exc
+        if not isinstance(data, _Data):
+            raise ValueError(f"{path} is not a sandbox data file; delete it to start from seeded data")
+        with self.lock:
+            self.data = data
+            self._last_tick = None
+            self._qonto_lists.clear()
+            return {"mkp": len(data.mkp_invoices), "qonto": len(data.qonto_invoices)}
 
     # Ids and clock -----------------------------------------------------------------------------
     def tick(self) -> datetime:

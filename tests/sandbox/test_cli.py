@@ -32,7 +32,7 @@ def read_banner(process: subprocess.Popen) -> str:
     lines = []
     for line in process.stdout:
         lines.append(line)
-        if line.startswith(" Seeded"):
+        if line.startswith((" Seeded ", " Data  ")):
             break
     return "".join(lines)
 
@@ -61,6 +61,39 @@ def test_runs_prints_the_banner_and_stops_on_sigterm():
         out, _ = process.communicate(timeout=10)
     assert process.returncode == 0
     assert "Sandbox stopped." in out
+
+
+def test_a_state_file_keeps_the_data_between_runs(tmp_path):
+    state = tmp_path / "sandbox-data.pickle"
+    headers = {"Authorization": "Bearer sandbox-mkp-key"}
+
+    def run_once(seed: str) -> tuple[str, list[str], str]:
+        process = start("--port", "0", "--seed-invoices", seed, "--state-file", str(state), "--quiet")
+        try:
+            banner = read_banner(process)
+            mkp_url = re.search(r"MijnKlantportaal\s+(http://127\.0\.0\.1:\d+/mkp/v1)", banner).group(1)
+            page = requests.get(f"{mkp_url}/customer-invoices", headers=headers, timeout=5).json()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            out, _ = process.communicate(timeout=10)
+        assert process.returncode == 0
+        return banner, [invoice["id"] for invoice in page["data"]], out
+
+    first_banner, first_ids, first_out = run_once("12")
+    assert "Seeded            12 invoices" in first_banner
+    assert f"its data is kept in {state}" in first_out
+    second_banner, second_ids, _ = run_once("3")
+    assert f"loaded from {state}: 12 MijnKlantportaal and 12 Qonto invoices" in second_banner
+    assert second_ids == first_ids, "the same invoices, not a new seed"
+
+
+def test_a_damaged_state_file_is_refused_with_a_clear_message(tmp_path):
+    state = tmp_path / "sandbox-data.pickle"
+    state.write_bytes(b"not a sandbox file")
+    process = start("--port", "0", "--state-file", str(state))
+    _, err = process.communicate(timeout=10)
+    assert process.returncode == 2
+    assert "is not a sandbox data file; delete it" in err
 
 
 def test_refuses_any_host_but_the_loopback():
