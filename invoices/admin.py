@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
@@ -217,7 +218,8 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description="paid", ordering="paid_at")
     def paid_display(self, obj: Invoice):
-        return timezone.localtime(obj.paid_at).strftime("%Y-%m-%d %H:%M") if obj.paid_at else "—"
+        # Like the date columns beside it ("18 Nov 2026"), with the time.
+        return date_format(timezone.localtime(obj.paid_at), "j M Y H:i") if obj.paid_at else "—"
 
     @admin.display(description="status", ordering="status")
     def status_display(self, obj: Invoice):

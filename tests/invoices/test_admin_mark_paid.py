@@ -158,6 +158,19 @@ def test_changelist_filters_search_and_export(admin_client, mirrored):
     assert f"{some_open.amount:.2f}" in row
 
 
+def test_the_paid_column_shows_the_local_moment_like_the_dates_beside_it(admin_client):
+    Invoice.objects.create(
+        provider=Provider.MKP,
+        remote_id="inv_paidcolumn0001",
+        number="2026-PAID-1",
+        status=InvoiceStatus.PAID,
+        paid_at=datetime(2026, 11, 18, 5, 12, tzinfo=ZoneInfo("UTC")),
+        sync_state=SyncState.SYNCED,
+    )
+    page = admin_client.get(CHANGELIST, {"q": "2026-PAID-1"}).content.decode()
+    assert "18 Nov 2026 06:12" in page  # Europe/Amsterdam
+
+
 def test_refresh_from_provider_reflects_a_remote_payment(admin_client, mirrored):
     import requests
 
