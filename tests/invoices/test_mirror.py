@@ -442,3 +442,16 @@ def test_a_failed_change_does_not_freeze_the_mirror():
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.PAID, "someone else's payment is mirrored"
     assert invoice.sync_state == SyncState.FAILED, "our bookkeeping is left for staff"
+
+
+def test_raw_payloads_are_compressed_with_lz4_on_postgresql():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL setting")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attcompression FROM pg_attribute WHERE attname = 'raw' AND attrelid = ANY("
+            "ARRAY['invoices_invoice'::regclass, 'invoices_customer'::regclass])"
+        )
+        assert [row[0] for row in cursor.fetchall()] == ["l", "l"]
