@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from invoices.mirror import upsert_invoices
 from invoices.models import Invoice, InvoiceEvent, InvoiceStatus, PendingAction, Provider, SyncState
+from tests.conftest import REQUIRE_SERVICES
 from tests.factories import CustomerFactory, InvoiceFactory, remote_invoice
 
 pytestmark = pytest.mark.django_db
@@ -448,6 +449,8 @@ def test_raw_payloads_are_compressed_with_lz4_on_postgresql():
     from django.db import connection
 
     if connection.vendor != "postgresql":
+        if REQUIRE_SERVICES:
+            pytest.fail("REQUIRE_SERVICES=1 but this run has no PostgreSQL (DATABASE_URL)")
         pytest.skip("a PostgreSQL setting")
     with connection.cursor() as cursor:
         cursor.execute(
