@@ -145,6 +145,7 @@ QONTO_STAGING_TOKEN = env.str("QONTO_STAGING_TOKEN", default="")
 
 # Sync and push behaviour -----------------------------------------------------------------------
 PUSH_MAX_ATTEMPTS = env.int("PUSH_MAX_ATTEMPTS", default=8)
+PUSH_BACKOFF_CAP_SECONDS = env.float("PUSH_BACKOFF_CAP_SECONDS", default=900.0)
 SYNC_STALE_AFTER_MINUTES = env.int("SYNC_STALE_AFTER_MINUTES", default=60)
 MKP_SYNC_PAGE_BUDGET = env.int("MKP_SYNC_PAGE_BUDGET", default=40)
 MAX_PDF_BYTES = 5 * 1024 * 1024

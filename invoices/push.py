@@ -306,7 +306,7 @@ def _handle_error(result: PushResult, invoices: list[Invoice], exc: errors.Provi
     if isinstance(exc, errors.ProviderRateLimited):
         delay = max(exc.retry_after, 1.0)
     elif exc.retryable or _web_page(exc):
-        delay = backoff_seconds(max(i.attempts for i in invoices))
+        delay = backoff_seconds(max(i.attempts for i in invoices), cap=settings.PUSH_BACKOFF_CAP_SECONDS)
     else:
         _fail(result, invoices, exc)
         return
@@ -377,7 +377,7 @@ def _gone(result: PushResult, invoices: list[Invoice], exc: errors.ProviderError
 
 
 def backoff_seconds(attempt: int, *, base: float = 5.0, cap: float = 900.0) -> float:
-    """Exponential backoff with full jitter: 5 s, 10 s, 20 s ... at most 15 minutes."""
+    """Exponential backoff with full jitter: 5 s, 10 s, 20 s ... at most ``cap`` (15 minutes)."""
     return random.uniform(base, min(cap, base * 2 ** max(attempt - 1, 0)))
 
 

@@ -318,6 +318,9 @@ def test_sync_loses_nothing_under_faults(workers, sandbox, faults_left_as_found,
 
     _every_few_seconds()
     workers.env["PROVIDER_READ_TIMEOUT"] = str(READ_TIMEOUT)
+    # Retries of this short run wait at most 30 s, so the outbox drains in a bounded time after
+    # the faults stop (the default 15-minute cap would let one unlucky invoice wait for minutes).
+    workers.env["PUSH_BACKOFF_CAP_SECONDS"] = "30"
     workers.start(2, beat=True)
     set_faults(
         sandbox,

@@ -162,3 +162,17 @@ def test_a_sync_stopped_by_a_database_error_does_not_stay_running(sandbox, monke
     assert run.status == SyncRun.Status.FAILED
     assert run.finished_at is not None
     assert "OperationalError" in run.error
+
+
+def test_the_wait_between_attempts_never_exceeds_the_configured_cap(sandbox, admin_user, queued, settings):
+    settings.PUSH_BACKOFF_CAP_SECONDS = 30
+    settings.PUSH_MAX_ATTEMPTS = 20
+    invoice = _qonto_create(admin_user)
+    Invoice.objects.filter(pk=invoice.pk).update(attempts=12)  # uncapped: up to 15 minutes
+    set_faults(sandbox, {"503": 1.0}, methods=["POST"])
+    before = timezone.now()
+    result = push_invoices([invoice.pk])
+    invoice.refresh_from_db()
+    assert invoice.sync_state == SyncState.PENDING
+    assert 5 <= result.retry_in <= 30
+    assert invoice.next_attempt_at <= before + timedelta(seconds=31)
