@@ -376,8 +376,8 @@ def _gone(result: PushResult, invoices: list[Invoice], exc: errors.ProviderError
         result.failed[invoice.pk] = message
 
 
-def backoff_seconds(attempt: int, *, base: float = 5.0, cap: float = 900.0) -> float:
-    """Exponential backoff with full jitter: 5 s, 10 s, 20 s ... at most ``cap`` (15 minutes)."""
+def backoff_seconds(attempt: int, *, cap: float, base: float = 5.0) -> float:
+    """Exponential backoff with full jitter: 5 s, 10 s, 20 s ... at most ``cap`` seconds."""
     return random.uniform(base, min(cap, base * 2 ** max(attempt - 1, 0)))
 
 

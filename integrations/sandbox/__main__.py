@@ -117,7 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         pass
     sandbox.stop()
     if args.state_file:
-        sandbox.state.save(args.state_file)
+        try:
+            sandbox.state.save(args.state_file)
+        except OSError as exc:
+            print(
+                f"Sandbox stopped, but its data could not be kept in {args.state_file}: {exc}",
+                file=sys.stderr,
+            )
+            return 1
         print(f"Sandbox stopped; its data is kept in {args.state_file}.", flush=True)
     else:
         print("Sandbox stopped.", flush=True)

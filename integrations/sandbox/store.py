@@ -166,14 +166,17 @@ class Store:
 
     def load(self, path: str) -> dict:
         """Replace the data with what :meth:`save` wrote; returns the counts per provider."""
-        with open(path, "rb") as fh:
-            try:
+        refused = f"{path} is not a sandbox data file; delete it to start from seeded data"
+        try:
+            with open(path, "rb") as fh:
                 # A file this sandbox wrote itself, in the project's own var/ folder.
                 data = pickle.load(fh)  # noqa: S301
-            except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as exc:
-                data = exc
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror}") from exc
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as exc:
+            raise ValueError(refused) from exc
         if not isinstance(data, _Data):
-            raise ValueError(f"{path} is not a sandbox data file; delete it to start from seeded data")
+            raise ValueError(refused)
         with self.lock:
             self.data = data
             self._last_tick = None

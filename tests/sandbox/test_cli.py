@@ -111,3 +111,11 @@ def test_python_api_urls():
         assert sandbox.qonto_base_url == f"http://127.0.0.1:{sandbox.port}/qonto"
         assert sandbox.admin_url == f"http://127.0.0.1:{sandbox.port}/_sandbox"
         assert requests.get(sandbox.admin_url, timeout=5).status_code == 200
+
+
+def test_an_unreadable_state_file_is_named_not_taken_for_a_port_problem(tmp_path):
+    process = start("--port", "0", "--state-file", str(tmp_path))  # a folder, not a file
+    _, err = process.communicate(timeout=10)
+    assert process.returncode == 2
+    assert f"cannot read {tmp_path}" in err
+    assert "Cannot listen" not in err
