@@ -21,6 +21,11 @@ Queries are the statements Django sends, on every thread (the page prefetcher's 
 the pages read. Rows written are the inserted, updated and deleted tuples of the invoice table in
 ``pg_stat_user_tables``; a ``last_seen_at`` stamp counts as an update.
 
+CPU: the CPU seconds each part used during a measurement: this process (every thread of it), the
+sandbox process, and the whole machine (``/proc/stat``); what the machine used beyond the first two
+is PostgreSQL's here. Dividing the full sync's CPU seconds by the plain upsert's time gives the
+CPUs the sync would need, with perfect overlap, to finish as soon as the plain upsert.
+
 Memory: "peak RSS growth" samples the process's resident set every 20 ms during the full sync and
 subtracts the size before it; "ru_maxrss delta" is the growth of the kernel's high-water mark over
 the same span (0 when an earlier step, such as seeding, went higher).
@@ -67,6 +72,7 @@ UPSERT_SET = (
     "last_seen_at",
 )  # fmt: skip
 BATCH = 1_000
+CPUS = os.cpu_count() or 1
 SANDBOX_FLAGS = ("--seed-invoices", "0", "--no-rate-limit", "--quiet")
 WRITTEN_TABLES = ("invoices_invoice", "invoices_invoiceevent")
 
@@ -165,6 +171,49 @@ class RowStats:
         return a[0] - b[0], a[1] - b[1], a[2] - b[2]
 
 
+@dataclass
+class CpuUse:
+    """CPU seconds used over a span: by the whole machine, this process and the sandbox process."""
+
+    machine: float = 0.0
+    own: float = 0.0
+    sandbox: float = 0.0
+
+    @property
+    def rest(self) -> float:
+        """What neither this process nor the sandbox used: PostgreSQL's, on this machine."""
+        return max(self.machine - self.own - self.sandbox, 0.0)
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds the machine has spent busy since it booted: every state but idle and iowait."""
+    with open("/proc/stat") as fh:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fh.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def cpu_meter(result: CpuUse, sandbox: SandboxProcess | None = None):
+    """Fills ``result`` with the CPU seconds used during the block."""
+    machine, own = machine_cpu_seconds(), time.process_time()
+    sandbox_before = sandbox.cpu_seconds if sandbox is not None else 0.0
+    try:
+        yield result
+    finally:
+        result.machine = machine_cpu_seconds() - machine
+        result.own = time.process_time() - own
+        result.sandbox = sandbox.cpu_seconds - sandbox_before if sandbox is not None else 0.0
+
+
+def checkpoint() -> None:
+    """Writes out what earlier steps left dirty in PostgreSQL's buffers, so each measured step
+    starts from the same state and none pays for the writes of the one before."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CHECKPOINT")
+
+
 def rss_bytes() -> int:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -255,7 +304,7 @@ class Pass:
     pages: int = 0
     requests: int = 0
     queries: int = 0
-    sandbox_cpu: float = 0.0
+    cpu: CpuUse = field(default_factory=CpuUse)
     by_provider: dict = field(default_factory=dict)  # provider: (invoices, seconds, sandbox CPU seconds)
     counts: dict = field(default_factory=dict)
     written: dict = field(default_factory=dict)
@@ -294,10 +343,11 @@ def run_syncs(
     """Runs each step (a callable that returns its SyncRun) and measures them together."""
     result = Pass()
     before = stats.snapshot()
-    queries, sandbox_cpu = counter.count, clock.cpu_seconds
+    checkpoint()
+    queries = counter.count
     started = time.perf_counter()
     runs = []
-    with rss_sampler(memory) if memory is not None else _nothing():
+    with cpu_meter(result.cpu, clock), rss_sampler(memory) if memory is not None else _nothing():
         for step in steps:
             step_started, step_cpu = time.perf_counter(), clock.cpu_seconds
             run = step()
@@ -309,7 +359,6 @@ def run_syncs(
             )
     result.seconds = time.perf_counter() - started
     result.queries = counter.count - queries
-    result.sandbox_cpu = clock.cpu_seconds - sandbox_cpu
     for run in runs:
         if run.status != run.Status.SUCCEEDED:
             raise SystemExit(f"{run.provider} {run.kind} sync {run.status}: {run.error}")
@@ -388,11 +437,12 @@ def make_table(conn, name: str) -> None:
     conn.commit()
 
 
-def plain_upsert(dsn: str, rows: list[tuple]) -> float:
+def plain_upsert(dsn: str, rows: list[tuple], cpu: CpuUse) -> float:
     import psycopg
 
     with psycopg.connect(dsn) as conn:
         make_table(conn, "bench_plain")
+        checkpoint()
         sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPSERT_SET)
         # Column names from this file only; the values travel as parameters.
         sql = (
@@ -400,7 +450,7 @@ def plain_upsert(dsn: str, rows: list[tuple]) -> float:
             f" ON CONFLICT (provider, remote_id) WHERE remote_id IS NOT NULL DO UPDATE SET {sets}"
         )
         started = time.perf_counter()
-        with conn.cursor() as cursor:
+        with cpu_meter(cpu), conn.cursor() as cursor:
             for start in range(0, len(rows), BATCH):
                 cursor.executemany(sql, rows[start : start + BATCH])
                 conn.commit()
@@ -415,6 +465,7 @@ def copy_rows(dsn: str, rows: list[tuple]) -> float:
 
     with psycopg.connect(dsn) as conn:
         make_table(conn, "bench_copy")
+        checkpoint()
         started = time.perf_counter()
         with (
             conn.cursor() as cursor,
@@ -451,7 +502,8 @@ def bench_size(n: int, dsn: str, counter: QueryCounter, stats: RowStats, sandbox
     out["quick"] = run_syncs([sync_step(Provider.QONTO, MODE_QUICK)], counter, sandbox, stats)
     rows = yardstick_rows()
     out["rows"] = len(rows)
-    out["plain"] = plain_upsert(dsn, rows)
+    out["plain_cpu"] = CpuUse()
+    out["plain"] = plain_upsert(dsn, rows, out["plain_cpu"])
     out["copy"] = copy_rows(dsn, rows)
     del rows
     report(out)
@@ -461,6 +513,14 @@ def bench_size(n: int, dsn: str, counter: QueryCounter, stats: RowStats, sandbox
 # Output ------------------------------------------------------------------------------------------------
 def mb(value: int) -> str:
     return f"{value / 1024 / 1024:.1f} MB"
+
+
+def cpu_text(cpu: CpuUse, own: str) -> str:
+    parts = [f"{own} {cpu.own:.2f}"]
+    if cpu.sandbox:
+        parts.append(f"the sandbox {cpu.sandbox:.2f}")
+    parts.append(f"the rest (PostgreSQL) {cpu.rest:.2f}")
+    return f"{cpu.machine:.2f} CPU-s: {', '.join(parts)}"
 
 
 def written_text(result: Pass) -> str:
@@ -476,13 +536,14 @@ def report(out: dict) -> None:
     copy_rate = out["rows"] / out["copy"]
     lines = [
         f"full sync, both providers     {full.invoices:,} invoices in {full.seconds:.2f} s"
-        f" = {full_rate:,.0f} invoices/s  ({full.pages:,} pages, {full.requests:,} requests;"
-        f" the sandbox process used {full.sandbox_cpu:.2f} s of CPU)",
+        f" = {full_rate:,.0f} invoices/s  ({full.pages:,} pages, {full.requests:,} requests)",
         *(
             f"  {provider:<28}{n:,} invoices in {seconds:.2f} s = {n / seconds:,.0f} invoices/s;"
             f" the sandbox process used {cpu:.2f} s of CPU"
             for provider, (n, seconds, cpu) in full.by_provider.items()
         ),
+        f"  CPU                         {cpu_text(full.cpu, 'this process (fetch, parse, write)')};"
+        f" {full.cpu.machine / full.seconds / CPUS:.0%} of {CPUS} CPUs",
         f"  queries per page            {full.queries / max(full.pages, 1):.2f}"
         f"  ({full.queries:,} queries / {full.pages:,} pages)",
         f"  memory                      peak RSS growth {mb(full.memory['rss_growth'])},"
@@ -496,10 +557,14 @@ def report(out: dict) -> None:
         f"Qonto incremental, no change  {quick.requests:,} requests, {quick.pages:,} pages,"
         f" {quick.queries:,} queries; {written_text(quick)}",
         f"plain batched upsert          {out['rows']:,} rows in {out['plain']:.2f} s = {plain_rate:,.0f} rows/s"
-        f" (INSERT ... ON CONFLICT DO UPDATE, psycopg executemany, {BATCH:,} rows a batch, a commit each)",
+        f" (INSERT ... ON CONFLICT DO UPDATE, psycopg executemany, {BATCH:,} rows a batch, a commit each);"
+        f" CPU {cpu_text(out['plain_cpu'], 'psycopg')}",
         f"COPY                          {out['rows']:,} rows in {out['copy']:.2f} s = {copy_rate:,.0f} rows/s",
         f"ratios                        full sync / plain upsert = {full_rate / plain_rate:.2f};"
         f" plain upsert / COPY = {plain_rate / copy_rate:.2f}",
+        f"CPUs the full sync needs to finish as soon as the plain upsert"
+        f"  {full.cpu.machine / out['plain']:.1f} ({full.cpu.machine:.2f} CPU-s in {out['plain']:.2f} s;"
+        f" this machine has {CPUS})",
     ]
     print("\n".join(lines), flush=True)
 

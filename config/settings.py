@@ -161,3 +161,4 @@ LOGGING = {
     "loggers": {"urllib3": {"level": "WARNING"}},
 }
 SYNC_MAX_WAIT_SECONDS = env.float("SYNC_MAX_WAIT_SECONDS", default=5.0)
+SYNC_WRITERS = env.int("SYNC_WRITERS", default=2)

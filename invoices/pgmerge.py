@@ -53,12 +53,13 @@ class Merged(NamedTuple):
 def merge_page(
     *,
     provider: str,
-    rows: list[dict],
+    rows: list[tuple],
     fetched_at: datetime,
     now: datetime,
     stamp_unchanged: bool,
 ) -> Merged:
-    """Write one page: ``rows`` hold the remote id and the mirrored values, one row per remote id.
+    """Write one page: ``rows`` hold the remote id and the mirrored values (:data:`INCOMING`, in
+    that order), one row per remote id.
     With ``stamp_unchanged`` False, unchanged rows are not written at all and their ids come back
     in ``seen`` instead."""
     with _server_bound_cursor() as cursor:
@@ -107,12 +108,12 @@ def _server_bound_cursor():
 
 
 def merge_params(
-    *, provider: str, rows: list[dict], fetched_at: datetime, now: datetime, stamp_unchanged: bool
+    *, provider: str, rows: list[tuple], fetched_at: datetime, now: datetime, stamp_unchanged: bool
 ) -> dict:
     params = dict(
         # One JSON document for the whole page: a single parameter, encoded and decoded in C.
         # Dates and datetimes in ISO 8601, amounts as their exact decimal text.
-        rows=orjson.dumps([[row[c] for c in INCOMING] for row in rows], default=str).decode(),
+        rows=orjson.dumps(rows, default=str).decode(),
         provider=provider,
         fetched_at=fetched_at,
         now=now,

@@ -15,9 +15,10 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ from invoices.models import Invoice, Provider, SyncCursor, SyncRun, SyncState
 from invoices.prefetch import prefetched
 from invoices.providers import client_for
 from invoices.refresh import refresh_invoices
+from invoices.writers import Writers
 
 logger = logging.getLogger(__name__)
 
@@ -145,20 +147,35 @@ def _pull_pages(
         if group:
             yield fetched_at, group
 
-    last, renewed = None, time.monotonic()
-    for fetched_at, group in prefetched(groups(pages)):
-        remotes = [invoice for page in group for invoice in page.items]
+    def store(fetched_at: datetime, remotes: list, pages: int) -> None:
         with transaction.atomic():
             recorder.add(
                 upsert_invoices(provider=provider, remotes=remotes, fetched_at=fetched_at, scan=scan)
             )
-            if len(group) > 1:  # the recorder counts one page a call
-                SyncRun.objects.filter(pk=recorder.run.pk).update(pages=F("pages") + len(group) - 1)
-        if time.monotonic() - renewed > 30:  # the lease lasts LEASE_TTL: no need to renew per page
-            renew()
-            renewed = time.monotonic()
-        last = group[-1]
+            if pages > 1:  # the recorder counts one page a call
+                SyncRun.objects.filter(pk=recorder.run.pk).update(pages=F("pages") + pages - 1)
+
+    last, renewed = None, time.monotonic()
+    with Writers(_writer_threads()) as writers:
+        for fetched_at, group in prefetched(groups(pages)):
+            remotes = [invoice for page in group for invoice in page.items]
+            writers.submit(
+                partial(store, fetched_at, remotes, len(group)), keys=[r.remote_id for r in remotes]
+            )
+            if time.monotonic() - renewed > 30:  # the lease lasts LEASE_TTL: no need to renew per page
+                renew()
+                renewed = time.monotonic()
+            last = group[-1]
     return last
+
+
+def _writer_threads() -> int:
+    """Groups are written on ``SYNC_WRITERS`` threads of their own on PostgreSQL; in the caller's
+    thread inside a transaction of the caller's (its rows are not visible elsewhere) or on SQLite
+    (one writer at a time)."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return 1
+    return settings.SYNC_WRITERS
 
 
 # MijnKlantportaal --------------------------------------------------------------------------------
