@@ -25,6 +25,7 @@ from django.utils import timezone
 from integrations import errors
 from integrations.types import Page
 from invoices import locks
+from invoices.collector import bulk_allocations
 from invoices.mirror import Counts, Scan, link_orphan_invoices, upsert_customers, upsert_invoices
 from invoices.models import Invoice, Provider, SyncCursor, SyncRun, SyncState
 from invoices.prefetch import prefetched
@@ -89,7 +90,8 @@ def sync_provider(*, provider: str, mode: str = MODE_QUICK) -> SyncRun:
         renew = lambda: locks.acquire(lease_name, holder=holder, ttl=LEASE_TTL)  # noqa: E731
         status, error = SyncRun.Status.SUCCEEDED, ""
         try:
-            removed = RUNNERS[(provider, mode)](client, recorder, renew)
+            with bulk_allocations():
+                removed = RUNNERS[(provider, mode)](client, recorder, renew)
         except errors.ProviderError as exc:
             status, error, removed = SyncRun.Status.FAILED, str(exc), 0
             logger.warning("%s %s sync failed: %s", provider, mode, exc)
