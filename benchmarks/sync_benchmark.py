@@ -14,8 +14,14 @@ invoices per provider, mirrors the customers (not timed), then measures:
   invoice table (columns, indexes, foreign keys): a plain batched ``INSERT ... ON CONFLICT DO
   UPDATE`` (psycopg ``executemany``, batches of 1,000 rows, nothing fetched) and ``COPY``.
 
+The full sync (each time from an empty mirror) and each yardstick run ``--repeat`` times (default
+3); the median run is reported, with the range of the rates, and the ratios are those of the
+medians. Before each measured step PostgreSQL writes out what earlier steps left dirty in its
+buffers (``CHECKPOINT``), so no step pays for another's writes.
+
 It works in a scratch database (``backoffice_bench``) that it creates, migrates and drops, on the
-server given by ``--server`` (default: PostgreSQL on 127.0.0.1:5432 as ``postgres``).
+server given by ``--server`` (default: PostgreSQL on 127.0.0.1:5432 as ``postgres``; a superuser,
+for ``CREATE DATABASE`` and ``CHECKPOINT``).
 
 Queries are the statements Django sends, on every thread (the page prefetcher's too), divided by
 the pages read. Rows written are the inserted, updated and deleted tuples of the invoice table in
@@ -36,8 +42,8 @@ share the measured interpreter. The CPU time it used (from ``/proc/<pid>/stat``)
 the full sync.
 
 "resync with a Scan" is the same unchanged resync through the sync's page loop with a
-``mirror.Scan``, which keeps the unchanged invoices in memory instead of stamping each of them;
-the full runs of ``sync_provider`` do not pass one yet, so it is measured on its own.
+``mirror.Scan``, which keeps the unchanged invoices in memory instead of stamping each of them (the
+full runs use one too), followed by the count of the invoices the scan did not see.
 """
 
 from __future__ import annotations
@@ -88,6 +94,12 @@ def parse_args() -> argparse.Namespace:
         "--server",
         default="postgres://postgres@127.0.0.1:5432",
         help="PostgreSQL server URL, without a database name",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of the full sync and of each yardstick per size; the median is reported (default 3)",
     )
     parser.add_argument("--database", default="backoffice_bench", help="scratch database (dropped first)")
     return parser.parse_args()
@@ -437,7 +449,13 @@ def make_table(conn, name: str) -> None:
     conn.commit()
 
 
-def plain_upsert(dsn: str, rows: list[tuple], cpu: CpuUse) -> float:
+@dataclass
+class Yardstick:
+    seconds: float
+    cpu: CpuUse
+
+
+def plain_upsert(dsn: str, rows: list[tuple]) -> Yardstick:
     import psycopg
 
     with psycopg.connect(dsn) as conn:
@@ -449,7 +467,7 @@ def plain_upsert(dsn: str, rows: list[tuple], cpu: CpuUse) -> float:
             f"INSERT INTO bench_plain ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"  # noqa: S608
             f" ON CONFLICT (provider, remote_id) WHERE remote_id IS NOT NULL DO UPDATE SET {sets}"
         )
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), CpuUse()
         with cpu_meter(cpu), conn.cursor() as cursor:
             for start in range(0, len(rows), BATCH):
                 cursor.executemany(sql, rows[start : start + BATCH])
@@ -457,17 +475,18 @@ def plain_upsert(dsn: str, rows: list[tuple], cpu: CpuUse) -> float:
         seconds = time.perf_counter() - started
         conn.execute("DROP TABLE bench_plain")
         conn.commit()
-    return seconds
+    return Yardstick(seconds, cpu)
 
 
-def copy_rows(dsn: str, rows: list[tuple]) -> float:
+def copy_rows(dsn: str, rows: list[tuple]) -> Yardstick:
     import psycopg
 
     with psycopg.connect(dsn) as conn:
         make_table(conn, "bench_copy")
         checkpoint()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), CpuUse()
         with (
+            cpu_meter(cpu),
             conn.cursor() as cursor,
             cursor.copy(f"COPY bench_copy ({', '.join(COLUMNS)}) FROM STDIN") as copy,
         ):
@@ -477,40 +496,65 @@ def copy_rows(dsn: str, rows: list[tuple]) -> float:
         seconds = time.perf_counter() - started
         conn.execute("DROP TABLE bench_copy")
         conn.commit()
-    return seconds
+    return Yardstick(seconds, cpu)
 
 
-def bench_size(n: int, dsn: str, counter: QueryCounter, stats: RowStats, sandbox: SandboxProcess) -> dict:
+def median(items: list, key):
+    """The middle item by ``key`` (the upper middle of an even number)."""
+    return sorted(items, key=key)[len(items) // 2]
+
+
+def bench_size(
+    n: int, dsn: str, counter: QueryCounter, stats: RowStats, sandbox: SandboxProcess, repeat: int
+) -> dict:
     from invoices.models import Provider
     from invoices.sync import MODE_CUSTOMERS, MODE_FULL, MODE_QUICK, sync_provider
 
-    clear_mirror()
     started = time.perf_counter()
     sandbox.seed(n)
     print(f"\n== {n:,} invoices per provider (sandbox seeded in {time.perf_counter() - started:.1f} s)")
     out: dict = {"n": n, "unseen": {}}
     point_clients_at(sandbox)
-    for provider in Provider.values:
-        sync_provider(provider=provider, mode=MODE_CUSTOMERS)
     full = [sync_step(provider, MODE_FULL) for provider in Provider.values]
-    memory: dict = {}
-    out["full"] = run_syncs(full, counter, sandbox, stats, memory)
-    out["full"].memory = memory
+    out["fulls"] = []
+    for _ in range(repeat):
+        clear_mirror()
+        for provider in Provider.values:
+            sync_provider(provider=provider, mode=MODE_CUSTOMERS)
+        memory: dict = {}
+        result = run_syncs(full, counter, sandbox, stats, memory)
+        result.memory = memory
+        out["fulls"].append(result)
+    out["full"] = median(out["fulls"], key=lambda run: run.seconds)
     out["resync"] = run_syncs(full, counter, sandbox, stats)
     scans = [scan_step(provider, out["unseen"]) for provider in Provider.values]
     out["scan"] = run_syncs(scans, counter, sandbox, stats)
     out["quick"] = run_syncs([sync_step(Provider.QONTO, MODE_QUICK)], counter, sandbox, stats)
     rows = yardstick_rows()
     out["rows"] = len(rows)
-    out["plain_cpu"] = CpuUse()
-    out["plain"] = plain_upsert(dsn, rows, out["plain_cpu"])
-    out["copy"] = copy_rows(dsn, rows)
+    out["plains"] = [plain_upsert(dsn, rows) for _ in range(repeat)]
+    out["copies"] = [copy_rows(dsn, rows) for _ in range(repeat)]
+    out["plain"] = median(out["plains"], key=lambda y: y.seconds)
+    out["copy"] = median(out["copies"], key=lambda y: y.seconds)
     del rows
     report(out)
     return out
 
 
 # Output ------------------------------------------------------------------------------------------------
+def peak_memory(out: dict) -> dict:
+    """The memory figures of the full sync run that grew the most."""
+    return max(out["fulls"], key=lambda run: run.memory["rss_growth"]).memory
+
+
+def spread(runs: list, items: int) -> str:
+    """How the rate varied over the runs, when there were several."""
+    if len(runs) < 2:
+        return ""
+    rates = sorted(items / run.seconds for run in runs)
+    return f" (median of {len(runs)} runs: {rates[0]:,.0f} to {rates[-1]:,.0f})"
+
+
 def mb(value: int) -> str:
     return f"{value / 1024 / 1024:.1f} MB"
 
@@ -531,12 +575,13 @@ def written_text(result: Pass) -> str:
 
 def report(out: dict) -> None:
     full, resync, scan, quick = out["full"], out["resync"], out["scan"], out["quick"]
-    full_rate = full.invoices / full.seconds
-    plain_rate = out["rows"] / out["plain"]
-    copy_rate = out["rows"] / out["copy"]
+    plain, copy, rows = out["plain"], out["copy"], out["rows"]
+    full_rate, plain_rate, copy_rate = full.invoices / full.seconds, rows / plain.seconds, rows / copy.seconds
+    peak = peak_memory(out)
     lines = [
         f"full sync, both providers     {full.invoices:,} invoices in {full.seconds:.2f} s"
-        f" = {full_rate:,.0f} invoices/s  ({full.pages:,} pages, {full.requests:,} requests)",
+        f" = {full_rate:,.0f} invoices/s{spread(out['fulls'], full.invoices)}"
+        f"  ({full.pages:,} pages, {full.requests:,} requests)",
         *(
             f"  {provider:<28}{n:,} invoices in {seconds:.2f} s = {n / seconds:,.0f} invoices/s;"
             f" the sandbox process used {cpu:.2f} s of CPU"
@@ -546,8 +591,8 @@ def report(out: dict) -> None:
         f" {full.cpu.machine / full.seconds / CPUS:.0%} of {CPUS} CPUs",
         f"  queries per page            {full.queries / max(full.pages, 1):.2f}"
         f"  ({full.queries:,} queries / {full.pages:,} pages)",
-        f"  memory                      peak RSS growth {mb(full.memory['rss_growth'])},"
-        f" ru_maxrss delta {mb(full.memory['maxrss_delta'])}",
+        f"  memory                      peak RSS growth {mb(peak['rss_growth'])},"
+        f" ru_maxrss delta {mb(peak['maxrss_delta'])} (the most of the runs)",
         f"  {written_text(full)}",
         f"resync, nothing changed       {resync.invoices:,} invoices in {resync.seconds:.2f} s"
         f" = {resync.invoices / resync.seconds:,.0f} invoices/s; {written_text(resync)}",
@@ -556,14 +601,16 @@ def report(out: dict) -> None:
         f" {sum(out['unseen'].values()):,} left unseen",
         f"Qonto incremental, no change  {quick.requests:,} requests, {quick.pages:,} pages,"
         f" {quick.queries:,} queries; {written_text(quick)}",
-        f"plain batched upsert          {out['rows']:,} rows in {out['plain']:.2f} s = {plain_rate:,.0f} rows/s"
-        f" (INSERT ... ON CONFLICT DO UPDATE, psycopg executemany, {BATCH:,} rows a batch, a commit each);"
-        f" CPU {cpu_text(out['plain_cpu'], 'psycopg')}",
-        f"COPY                          {out['rows']:,} rows in {out['copy']:.2f} s = {copy_rate:,.0f} rows/s",
-        f"ratios                        full sync / plain upsert = {full_rate / plain_rate:.2f};"
+        f"plain batched upsert          {rows:,} rows in {plain.seconds:.2f} s = {plain_rate:,.0f} rows/s"
+        f"{spread(out['plains'], rows)}",
+        f"  (INSERT ... ON CONFLICT DO UPDATE, psycopg executemany, {BATCH:,} rows a batch, a commit each);"
+        f" CPU {cpu_text(plain.cpu, 'psycopg')}",
+        f"COPY                          {rows:,} rows in {copy.seconds:.2f} s = {copy_rate:,.0f} rows/s"
+        f"{spread(out['copies'], rows)}",
+        f"ratios of the medians         full sync / plain upsert = {full_rate / plain_rate:.2f};"
         f" plain upsert / COPY = {plain_rate / copy_rate:.2f}",
         f"CPUs the full sync needs to finish as soon as the plain upsert"
-        f"  {full.cpu.machine / out['plain']:.1f} ({full.cpu.machine:.2f} CPU-s in {out['plain']:.2f} s;"
+        f"  {full.cpu.machine / plain.seconds:.1f} ({full.cpu.machine:.2f} CPU-s in {plain.seconds:.2f} s;"
         f" this machine has {CPUS})",
     ]
     print("\n".join(lines), flush=True)
@@ -589,7 +636,7 @@ def main() -> int:
         stats = RowStats(dsn)
         sandbox = SandboxProcess()
         try:
-            results = [bench_size(n, dsn, counter, stats, sandbox) for n in sizes]
+            results = [bench_size(n, dsn, counter, stats, sandbox, args.repeat) for n in sizes]
         finally:
             sandbox.stop()
         stats.monitor.close()
@@ -599,8 +646,8 @@ def main() -> int:
             print(
                 f"  full sync rate {first.invoices / first.seconds:,.0f} -> {last.invoices / last.seconds:,.0f}"
                 f" invoices/s; queries per page {first.queries / first.pages:.2f} ->"
-                f" {last.queries / last.pages:.2f}; peak RSS growth {mb(first.memory['rss_growth'])} ->"
-                f" {mb(last.memory['rss_growth'])}"
+                f" {last.queries / last.pages:.2f}; peak RSS growth {mb(peak_memory(results[0])['rss_growth'])}"
+                f" -> {mb(peak_memory(results[-1])['rss_growth'])}"
             )
     finally:
         from django.db import connections

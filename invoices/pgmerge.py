@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import orjson
 from django.db import connection
+from psycopg.types.json import Jsonb
 
 from invoices.mirror import MIRRORED_FIELDS
 from invoices.models import Invoice, PendingAction, SyncState
@@ -111,9 +112,10 @@ def merge_params(
     *, provider: str, rows: list[tuple], fetched_at: datetime, now: datetime, stamp_unchanged: bool
 ) -> dict:
     params = dict(
-        # One JSON document for the whole page: a single parameter, encoded and decoded in C.
-        # Dates and datetimes in ISO 8601, amounts as their exact decimal text.
-        rows=orjson.dumps(rows, default=str).decode(),
+        # One JSON document for the whole page: a single parameter, encoded and decoded in C and
+        # handed to the driver as the encoder's bytes. Dates and datetimes in ISO 8601, amounts as
+        # their exact decimal text.
+        rows=Jsonb(rows, dumps=_encode_rows),
         provider=provider,
         fetched_at=fetched_at,
         now=now,
@@ -128,6 +130,10 @@ def merge_params(
         field = fields[column]
         params[f"default_{column}"] = field.get_db_prep_save(field.get_default(), connection)
     return params
+
+
+def _encode_rows(rows: list[tuple]) -> bytes:
+    return orjson.dumps(rows, default=str)
 
 
 def _from_json(column: str, position: int) -> str:
