@@ -400,13 +400,15 @@ def scan_step(provider: str, unseen: dict):
         from invoices.mirror import Scan
         from invoices.models import Invoice, Provider, SyncRun
         from invoices.providers import client_for
-        from invoices.sync import RunRecorder, _pull_pages
+        from invoices.sync import RunRecorder, _pull_pages, full_run_writers
 
         client = client_for(provider)
         run = SyncRun.objects.create(provider=provider, kind="full (scan)")
         scan = Scan()
         pages = client.iter_invoices() if provider == Provider.MKP else client.iter_invoices(per_page=100)
-        _pull_pages(pages, provider, RunRecorder(run, client), lambda: True, scan=scan)
+        _pull_pages(
+            pages, provider, RunRecorder(run, client), lambda: True, scan=scan, writers=full_run_writers()
+        )
         candidates = Invoice.objects.filter(
             provider=provider,
             remote_id__isnull=False,

@@ -118,12 +118,14 @@ def sync_provider(*, provider: str, mode: str = MODE_QUICK) -> SyncRun:
 
 
 def _pull_pages(
-    pages, provider: str, recorder: RunRecorder, renew: Callable[[], bool], scan=None
+    pages, provider: str, recorder: RunRecorder, renew: Callable[[], bool], scan=None, writers: int = 1
 ) -> Page | None:
     """Upsert every page of an iterator; returns the last page stored.
 
     Pages are written in groups of about a thousand invoices (one statement a group on PostgreSQL),
-    and the next group is fetched in the background while this one is written. A group counts as
+    and the next group is fetched in the background while this one is written; with ``writers``
+    above 1, that many groups are written at once, each by a thread on its own connection (for the
+    long lists of full runs: a quick run's few pages need no extra connections). A group counts as
     fetched when the request for its first page started; it commits together with its counts on
     the run. Pages fetched before a failed request are still stored. With a ``mirror.Scan``,
     unchanged invoices are remembered in it instead of stamped one by one."""
@@ -158,10 +160,10 @@ def _pull_pages(
                 SyncRun.objects.filter(pk=recorder.run.pk).update(pages=F("pages") + pages - 1)
 
     last, renewed = None, time.monotonic()
-    with Writers(_writer_threads()) as writers:
+    with Writers(writers) as writing:
         for fetched_at, group in prefetched(groups(pages)):
             remotes = [invoice for page in group for invoice in page.items]
-            writers.submit(
+            writing.submit(
                 partial(store, fetched_at, remotes, len(group)), keys=[r.remote_id for r in remotes]
             )
             if time.monotonic() - renewed > 30:  # the lease lasts LEASE_TTL: no need to renew per page
@@ -171,10 +173,10 @@ def _pull_pages(
     return last
 
 
-def _writer_threads() -> int:
-    """Groups are written on ``SYNC_WRITERS`` threads of their own on PostgreSQL; in the caller's
-    thread inside a transaction of the caller's (its rows are not visible elsewhere) or on SQLite
-    (one writer at a time)."""
+def full_run_writers() -> int:
+    """How many groups a full run writes at once: ``SYNC_WRITERS`` on PostgreSQL; one, in the
+    caller's thread, inside a transaction of the caller's (its rows are not visible elsewhere) or
+    on SQLite (one writer at a time)."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return 1
     return settings.SYNC_WRITERS
@@ -285,7 +287,9 @@ def verify_unseen(client, provider: str, budget: PageBudget | None = None, scan:
 
 def mkp_full(client, recorder: RunRecorder, renew) -> int:
     scan = Scan()
-    last = _pull_pages(client.iter_invoices(), Provider.MKP, recorder, renew, scan=scan)
+    last = _pull_pages(
+        client.iter_invoices(), Provider.MKP, recorder, renew, scan=scan, writers=full_run_writers()
+    )
     if last is None:
         return 0
     _save_cursor(_cursor(Provider.MKP, "last_page"), str(last.number))
@@ -307,7 +311,8 @@ def qonto_quick(client, recorder: RunRecorder, renew) -> int:
 
 def qonto_full(client, recorder: RunRecorder, renew) -> int:
     scan = Scan()
-    _pull_pages(client.iter_invoices(per_page=100), Provider.QONTO, recorder, renew, scan=scan)
+    pages = client.iter_invoices(per_page=100)
+    _pull_pages(pages, Provider.QONTO, recorder, renew, scan=scan, writers=full_run_writers())
     cursor = _cursor(Provider.QONTO, "updated_at")
     if not cursor.value:
         _save_cursor(cursor, scan.started_at.isoformat())

@@ -8,7 +8,7 @@ from django.db import connection, transaction
 
 from invoices import sync
 from invoices.models import Invoice, Provider
-from invoices.sync import MODE_CUSTOMERS, MODE_FULL, sync_provider
+from invoices.sync import MODE_CUSTOMERS, MODE_FULL, MODE_QUICK, sync_provider
 from invoices.writers import Writers
 from tests.invoices.helpers import remote_state, seed
 
@@ -98,7 +98,7 @@ def test_each_writer_thread_closes_its_database_connections(monkeypatch):
 @pytest.mark.django_db
 def test_inside_a_callers_transaction_the_sync_writes_in_the_callers_thread():
     with transaction.atomic():
-        assert sync._writer_threads() == 1
+        assert sync.full_run_writers() == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -125,3 +125,19 @@ def test_a_full_sync_writes_its_groups_in_parallel_on_postgresql(sandbox, monkey
         assert all(name.startswith("sync-writer-") for name in threads)
     else:
         assert threads == [threading.current_thread().name] * 3, "SQLite takes one writer at a time"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_quick_run_writes_in_its_own_thread_with_no_extra_connection(sandbox, monkeypatch):
+    seed(sandbox, invoices=30, customers=3)
+    threads = []
+    upsert = sync.upsert_invoices
+
+    def recording(**kwargs):
+        threads.append(threading.current_thread().name)
+        return upsert(**kwargs)
+
+    monkeypatch.setattr(sync, "upsert_invoices", recording)
+    run = sync_provider(provider=Provider.QONTO, mode=MODE_QUICK)
+    assert run.created == 30
+    assert threads == [threading.current_thread().name]
