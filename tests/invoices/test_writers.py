@@ -106,11 +106,17 @@ def test_a_full_sync_writes_its_groups_in_parallel_on_postgresql(sandbox, monkey
     settings.RATE_LIMIT_URL = "off"  # 160 pages: more than the key's 60 requests a minute
     seed(sandbox, invoices=15 * 160, customers=3)  # 2,400 invoices: three groups
     sync_provider(provider=Provider.MKP, mode=MODE_CUSTOMERS)
-    threads = []
+    threads, overlapped = [], []
+    second_started = threading.Event()
     upsert = sync.upsert_invoices
 
     def recording(**kwargs):
         threads.append(threading.current_thread().name)
+        if len(threads) == 1 and connection.vendor == "postgresql":
+            # The first group is held until the second one is being written beside it.
+            overlapped.append(second_started.wait(10))
+        elif len(threads) == 2:
+            second_started.set()
         return upsert(**kwargs)
 
     monkeypatch.setattr(sync, "upsert_invoices", recording)
@@ -123,6 +129,7 @@ def test_a_full_sync_writes_its_groups_in_parallel_on_postgresql(sandbox, monkey
     if connection.vendor == "postgresql":
         assert len(threads) == 3
         assert all(name.startswith("sync-writer-") for name in threads)
+        assert overlapped == [True], "two groups were written at once"
     else:
         assert threads == [threading.current_thread().name] * 3, "SQLite takes one writer at a time"
 
