@@ -16,13 +16,14 @@ from tests.invoices.helpers import remote_state, seed
 def test_jobs_run_on_their_own_threads_at_most_as_many_at_once_as_asked():
     running, most, lock = [0], [0], threading.Lock()
     names = set()
+    pair = threading.Barrier(2, timeout=10)  # each job goes on only once another runs beside it
 
     def job():
         with lock:
             running[0] += 1
             most[0] = max(most[0], running[0])
             names.add(threading.current_thread().name)
-        time.sleep(0.02)
+        pair.wait()
         with lock:
             running[0] -= 1
 
@@ -59,18 +60,15 @@ def test_a_job_waits_for_the_job_in_flight_that_shares_a_key():
 
 def test_a_failed_job_is_raised_in_the_caller_and_no_new_job_starts():
     done = []
-    started = threading.Event()
 
     def fails():
-        started.set()
         raise ValueError("the database said no")
 
     with pytest.raises(ValueError, match="the database said no"), Writers(threads=2) as writers:
-        writers.submit(fails)
-        started.wait(5)
-        time.sleep(0.05)
+        writers.submit(fails, keys=["inv-1"])
         for n in range(5):
-            writers.submit(lambda n=n: done.append(n))
+            # Shares a key with the failed job, so it waits for it and learns of the failure.
+            writers.submit(lambda n=n: done.append(n), keys=["inv-1"])
     assert done == [], "after a failure, nothing more is written"
 
 
