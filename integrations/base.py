@@ -201,6 +201,13 @@ class BaseClient:
             )
         return response.content
 
+    def download_pdf(self, url: str, *, of: str) -> bytes:
+        """A file that must be a PDF: anything else is refused before it is kept or shown."""
+        content = self.download(url)
+        if b"%PDF-" not in content[:1024]:
+            raise errors.ProviderBadResponse(f"The file of {of} is not a PDF.", provider=self.provider)
+        return content
+
 
 def environment_proxies(url: str) -> dict[str, str]:
     """The proxies the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) gives for a URL's host."""

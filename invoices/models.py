@@ -8,6 +8,8 @@ pushed by a task after commit.
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -60,7 +62,8 @@ class Customer(models.Model):
 
 
 def invoice_pdf_path(instance: Invoice, filename: str) -> str:
-    return f"invoices/{instance.provider}/{timezone.now():%Y/%m}/{filename}"
+    """A name of our own: never the uploaded file's name nor anything a provider sent."""
+    return f"invoices/{instance.provider}/{timezone.now():%Y/%m}/{uuid.uuid4().hex}.pdf"
 
 
 class Invoice(models.Model):
@@ -87,6 +90,9 @@ class Invoice(models.Model):
     )
     raw = models.JSONField(default=dict, blank=True)
     pdf = models.FileField(upload_to=invoice_pdf_path, blank=True)
+    pdf_name = models.CharField(
+        max_length=255, blank=True, help_text="The uploaded file's name, for display."
+    )
     pdf_sha256 = models.CharField(max_length=64, blank=True)
 
     # What staff asked for, kept until the provider confirmed it.
@@ -115,6 +121,14 @@ class Invoice(models.Model):
 
     class Meta:
         ordering = ["-issue_date", "-id"]
+        # One permission per kind of act at a provider, next to Django's own view permission.
+        permissions = [
+            ("create_at_provider", "Can create invoices at the provider (upload, draft, send)"),
+            ("mark_paid", "Can mark invoices paid at the provider"),
+            ("refresh_from_provider", "Can refresh invoices and fetch PDFs from the provider"),
+            ("retry_push", "Can retry failed changes"),
+            ("export_invoices", "Can export invoices as CSV"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "remote_id"],
@@ -135,6 +149,10 @@ class Invoice(models.Model):
     @property
     def is_at_provider(self) -> bool:
         return bool(self.remote_id)
+
+    @property
+    def pdf_display_name(self) -> str:
+        return self.pdf_name or (self.pdf.name.rsplit("/", 1)[-1] if self.pdf else "")
 
     @property
     def is_overdue(self) -> bool:
@@ -200,6 +218,7 @@ class SyncRun(models.Model):
     class Meta:
         ordering = ["-started_at", "-id"]
         indexes = [models.Index(fields=["provider", "status", "-started_at"], name="syncrun_latest")]
+        permissions = [("run_sync", "Can start a sync by hand")]
 
     def __str__(self) -> str:
         return (

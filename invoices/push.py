@@ -171,7 +171,7 @@ def _pdf(invoice: Invoice) -> PdfFile:
     with invoice.pdf.open("rb") as fh:
         content = fh.read()
     # Unique per batch, and stable across retries so Qonto's import stays idempotent.
-    name = f"{invoice.pk}-{invoice.pdf.name.rsplit('/', 1)[-1]}"
+    name = f"{invoice.pk}-{invoice.pdf_display_name}"
     return PdfFile(name=name, content=content)
 
 

@@ -44,7 +44,10 @@ def refresh_invoices(*, invoice_ids: list[int], client=None) -> dict:
 
 
 def invoice_fetch_pdf(*, invoice: Invoice) -> bool:
-    """Download the provider's PDF at once (its link expires) and keep it. False when there is none."""
+    """Download the provider's PDF at once (its link expires) and keep it, under a name of our own.
+    False when there is none (or the invoice is not at its provider)."""
+    if not invoice.remote_id:
+        return False
     client = client_for(invoice.provider)
     if invoice.provider == Provider.MKP:
         content = client.download_invoice_pdf(invoice.remote_id)
@@ -52,6 +55,9 @@ def invoice_fetch_pdf(*, invoice: Invoice) -> bool:
         content = client.download_invoice_pdf(client.get_invoice(invoice.remote_id))
     if not content:
         return False
-    invoice.pdf.save(f"{invoice.number or invoice.remote_id}.pdf", ContentFile(content), save=False)
+    previous = invoice.pdf.name
+    invoice.pdf.save("provider.pdf", ContentFile(content), save=False)
     Invoice.objects.filter(pk=invoice.pk).update(pdf=invoice.pdf.name)
+    if previous:
+        invoice.pdf.storage.delete(previous)
     return True

@@ -11,10 +11,11 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import SuspiciousFileOperation, ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import get_valid_filename
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
@@ -30,6 +31,8 @@ from invoices.models import (
     Provider,
     SyncState,
 )
+from invoices.providers import is_configured
+from invoices.sync import MODES
 
 
 def _enqueue(invoice_ids: list[int]) -> None:
@@ -39,13 +42,19 @@ def _enqueue(invoice_ids: list[int]) -> None:
 
 
 # Input checks ------------------------------------------------------------------------------------
+def validate_pdf_size(*, name: str, size: int) -> None:
+    """At most 5 MB per PDF: forms call it with the upload's size before reading the file."""
+    if size > settings.MAX_PDF_BYTES:
+        raise ValidationError(
+            f"{name} is {size / 1024 / 1024:.1f} MB; the providers accept at most 5 MB per PDF."
+        )
+
+
 def validate_pdf(*, name: str, content: bytes) -> None:
     """The content must be a readable PDF of at most 5 MB (the name proves nothing)."""
     if not content:
         raise ValidationError(f"{name} is empty.")
-    if len(content) > settings.MAX_PDF_BYTES:
-        size = len(content) / 1024 / 1024
-        raise ValidationError(f"{name} is {size:.1f} MB; the providers accept at most 5 MB per PDF.")
+    validate_pdf_size(name=name, size=len(content))
     if not content.lstrip()[:5] == b"%PDF-":
         raise ValidationError(f"{name} is not a PDF file.")
     try:
@@ -113,12 +122,21 @@ def invoice_create_draft(
             send_notification=send_notification,
             sync_state=SyncState.LOCAL_DRAFT,
             pdf_sha256=hashlib.sha256(pdf_content).hexdigest(),
+            pdf_name=_display_name(pdf_name),
             created_by=actor,
         )
         invoice.pdf.save(pdf_name, ContentFile(pdf_content), save=False)
         invoice.save()
         InvoiceEvent.objects.create(invoice=invoice, kind=InvoiceEvent.Kind.CREATED_LOCALLY, actor=actor)
     return invoice
+
+
+def _display_name(name: str) -> str:
+    """The uploaded file's name as staff gave it, for display only (it is never a path)."""
+    try:
+        return get_valid_filename(name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1])[-200:]
+    except SuspiciousFileOperation:
+        return ""
 
 
 def invoice_request_create(*, invoice: Invoice, actor) -> None:
@@ -303,3 +321,15 @@ def invoice_retry(*, invoice: Invoice, actor) -> None:
         )
         _enqueue([invoice.pk])
     invoice.refresh_from_db()
+
+
+# Syncing by hand ---------------------------------------------------------------------------------
+def sync_request(*, provider: str, mode: str) -> None:
+    """Queue a sync run of one provider now, as the schedule would."""
+    from invoices.tasks import sync_provider
+
+    if provider not in Provider.values or mode not in MODES:
+        raise ValidationError("Choose a provider and a kind of sync.")
+    if not is_configured(provider):
+        raise ValidationError(f"{Provider(provider).label} has no credentials configured: nothing to sync.")
+    transaction.on_commit(lambda: sync_provider.delay(provider, mode))

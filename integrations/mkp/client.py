@@ -120,12 +120,7 @@ class MijnKlantportaalClient(BaseClient):
 
     def download_invoice_pdf(self, invoice_id: str) -> bytes:
         link, _expires_at = self.invoice_pdf_link(invoice_id)
-        content = self.download(link)
-        if b"%PDF-" not in content[:1024]:
-            raise errors.ProviderBadResponse(
-                f"The file of invoice {invoice_id} is not a PDF.", provider=self.provider
-            )
-        return content
+        return self.download_pdf(link, of=f"invoice {invoice_id}")
 
     def find_invoice_by_number(self, number: str, *, start_page: int = 1) -> RemoteInvoice | None:
         """The first invoice whose number is exactly ``number``. MKP has no filter: walks every page."""

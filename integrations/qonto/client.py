@@ -256,7 +256,9 @@ class QontoClient(BaseClient):
         """The invoice's PDF, or None when Qonto has no attachment for it (yet)."""
         if not invoice.attachment_id:
             return None
-        return self.download(self.get_attachment_url(invoice.attachment_id))
+        return self.download_pdf(
+            self.get_attachment_url(invoice.attachment_id), of=f"invoice {invoice.number}"
+        )
 
     # Clients -----------------------------------------------------------------------------------
     def list_clients(self, *, page: int = 1, per_page: int = 100) -> Page[RemoteCustomer]:

@@ -36,7 +36,7 @@ def log_in(page, user) -> None:
 def open_invoice_list(page) -> None:
     page.get_by_role("link", name="Invoices", exact=True).first.click()
     expect(page).to_have_url(re.compile(r"/admin/invoices/invoice/$"))
-    expect(page.get_by_role("heading", name="Select invoice to change")).to_be_visible()
+    expect(page.get_by_role("heading", name="Select invoice to view")).to_be_visible()
 
 
 def assert_styled(page) -> None:

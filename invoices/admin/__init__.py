@@ -1,0 +1,8 @@
+"""The back-office admin. It collects input and calls services; it holds no business rules.
+
+Every act has its permission, checked on the server (see ``base.GuardedAdmin``): the invoice admin
+(``invoice`` with its extra pages in ``pages``), the filters, the CSV export, and the read-only
+admins of customers, bulk results and sync runs (``records``).
+"""
+
+from invoices.admin import invoice, records  # noqa: F401 - registers the admins

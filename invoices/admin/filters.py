@@ -1,0 +1,60 @@
+"""The invoice list's own filters."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Q
+
+from invoices import selectors
+from invoices.models import InvoiceStatus
+
+
+class YesNoFilter(admin.SimpleListFilter):
+    """A filter on one condition: rows that meet it, or rows that do not."""
+
+    labels = ("Yes", "No")
+
+    def condition(self) -> Q:
+        raise NotImplementedError
+
+    def lookups(self, request, model_admin):
+        return [("yes", self.labels[0]), ("no", self.labels[1])]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(self.condition())
+        if self.value() == "no":
+            return queryset.exclude(self.condition())
+        return queryset
+
+
+class PaidFilter(YesNoFilter):
+    title = "paid"
+    parameter_name = "paid"
+    labels = ("Paid", "Unpaid")
+
+    def condition(self) -> Q:
+        return Q(status=InvoiceStatus.PAID)
+
+    def queryset(self, request, queryset):
+        if self.value() == "no":  # canceled invoices are not waiting for money
+            return queryset.exclude(status__in=[InvoiceStatus.PAID, InvoiceStatus.CANCELED])
+        return super().queryset(request, queryset)
+
+
+class OverdueFilter(YesNoFilter):
+    title = "overdue"
+    parameter_name = "overdue"
+    labels = ("Overdue", "Not overdue")
+
+    def condition(self) -> Q:
+        return selectors.overdue_q()
+
+
+class RemovedFilter(YesNoFilter):
+    title = "at provider"
+    parameter_name = "removed"
+    labels = ("Removed at provider", "Present")
+
+    def condition(self) -> Q:
+        return Q(removed_at__isnull=False)

@@ -1,0 +1,254 @@
+"""The invoice list and page: columns, actions, and the permission each act needs."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+from django.utils.translation import ngettext
+
+from invoices import selectors, services
+from invoices.admin.base import GuardedAdmin
+from invoices.admin.export import invoices_csv_response
+from invoices.admin.filters import OverdueFilter, PaidFilter, RemovedFilter
+from invoices.admin.pages import InvoicePages
+from invoices.mirror import MIRRORED_FIELDS
+from invoices.models import Invoice, InvoiceEvent, SyncState
+
+
+class EventInline(admin.TabularInline):
+    model = InvoiceEvent
+    extra = 0
+    can_delete = False
+    fields = ("at", "kind", "actor", "message")
+    readonly_fields = fields
+    verbose_name_plural = "history"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+BOOKKEEPING_READONLY = (
+    "sync_state",
+    "pending_action",
+    "requested_paid_at",
+    "requested_paid_on",
+    "send_notification",
+    "outcome_unknown",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "last_synced_at",
+    "last_seen_at",
+    "created_by",
+)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(InvoicePages, GuardedAdmin):
+    list_display = (
+        "number_display",
+        "provider",
+        "customer_display",
+        "amount_display",
+        "issue_date",
+        "due_date",
+        "paid_display",
+        "status_display",
+        "sync_display",
+    )
+    list_filter = ("provider", "status", PaidFilter, OverdueFilter, "sync_state", RemovedFilter)
+    search_fields = ("number", "customer_name", "customer__name", "customer__email", "remote_id")
+    date_hierarchy = "issue_date"
+    list_select_related = ("customer",)
+    list_per_page = 100
+    readonly_fields = (
+        "provider",
+        "remote_id",
+        "customer",
+        "removed_at",
+        "pdf_link",
+        *MIRRORED_FIELDS,
+        *BOOKKEEPING_READONLY,
+    )
+    fieldsets = (
+        (
+            "Invoice",
+            {
+                "fields": (
+                    "provider",
+                    "number",
+                    "customer",
+                    "customer_name",
+                    "issue_date",
+                    "due_date",
+                    "amount",
+                    "vat_amount",
+                    "currency",
+                    "status",
+                    "paid_at",
+                )
+            },
+        ),
+        (
+            "At the provider",
+            {
+                "fields": (
+                    "remote_id",
+                    "remote_created_at",
+                    "remote_updated_at",
+                    "payment_link",
+                    "removed_at",
+                    "pdf_link",
+                )
+            },
+        ),
+        ("Sync", {"fields": BOOKKEEPING_READONLY}),
+        ("Provider data", {"classes": ["collapse"], "fields": ("raw",)}),
+    )
+    inlines = [EventInline]
+    actions = [
+        "mark_paid_action",
+        "create_at_provider_action",
+        "refresh_action",
+        "retry_action",
+        "export_csv_action",
+    ]
+    change_form_template = "admin/invoices/invoice/change_form.html"
+    change_list_template = "admin/invoices/invoice/change_list.html"
+
+    # Who may do what ----------------------------------------------------------------------------
+    # An invoice changes only through the acts below, never through its form (a save of the whole
+    # row could undo what a sync wrote meanwhile), and it is never deleted here.
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return self.has_create_at_provider_permission(request)
+
+    def has_create_at_provider_permission(self, request) -> bool:
+        return self.has_codename(request, "create_at_provider")
+
+    def has_mark_paid_permission(self, request) -> bool:
+        return self.has_codename(request, "mark_paid")
+
+    def has_refresh_from_provider_permission(self, request) -> bool:
+        return self.has_codename(request, "refresh_from_provider")
+
+    def has_retry_push_permission(self, request) -> bool:
+        return self.has_codename(request, "retry_push")
+
+    def has_export_invoices_permission(self, request) -> bool:
+        return self.has_codename(request, "export_invoices")
+
+    # Columns ---------------------------------------------------------------------------------
+    @admin.display(description="number", ordering="number")
+    def number_display(self, obj: Invoice) -> str:
+        return obj.number or obj.pdf_display_name or f"#{obj.pk}"
+
+    @admin.display(description="customer", ordering="customer__name")
+    def customer_display(self, obj: Invoice) -> str:
+        return obj.customer.name if obj.customer else obj.customer_name
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, obj: Invoice) -> str:
+        return "" if obj.amount is None else f"{obj.currency} {obj.amount:,.2f}"
+
+    @admin.display(description="paid", ordering="paid_at")
+    def paid_display(self, obj: Invoice):
+        # Like the date columns beside it ("18 Nov 2026"), with the time.
+        return date_format(timezone.localtime(obj.paid_at), "j M Y H:i") if obj.paid_at else "—"
+
+    @admin.display(description="status", ordering="status")
+    def status_display(self, obj: Invoice):
+        if obj.removed_at:
+            return mark_safe('<span class="status-removed">removed at provider</span>')
+        if obj.is_overdue:
+            return mark_safe('<span class="status-overdue">overdue</span>')
+        return obj.get_status_display()
+
+    @admin.display(description="sync", ordering="sync_state")
+    def sync_display(self, obj: Invoice):
+        label = obj.get_sync_state_display()
+        if obj.pending_action and obj.sync_state != SyncState.SYNCED:
+            label = f"{obj.get_pending_action_display()}: {label.lower()}"
+        css = f"sync-{obj.sync_state}"
+        if obj.last_error and obj.sync_state in (SyncState.FAILED, SyncState.PENDING):
+            return format_html('<span class="{}" title="{}">{} ⚠</span>', css, obj.last_error, label)
+        return format_html('<span class="{}">{}</span>', css, label)
+
+    @admin.display(description="PDF")
+    def pdf_link(self, obj: Invoice):
+        if not obj.pdf and not obj.remote_id:
+            return "—"
+        url = reverse("admin:invoices_invoice_pdf", args=[obj.pk])
+        label = "Open PDF" if obj.pdf else "Open PDF (fetched from the provider)"
+        return format_html('<a href="{}" class="open-pdf-link" target="_blank">{}</a>', url, label)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "warnings": selectors.admin_warnings()}
+        return super().changelist_view(request, extra_context)
+
+    def get_urls(self):
+        def route(suffix: str, view, name: str):
+            return path(f"<int:pk>/{suffix}/", self.guarded_view(view), name=f"invoices_invoice_{name}")
+
+        return [
+            route("mark-paid", self.mark_paid_view, "mark_paid"),
+            route("refresh", self.refresh_view, "refresh"),
+            route("send", self.send_view, "send"),
+            route("fetch-pdf", self.fetch_pdf_view, "fetch_pdf"),
+            route("pdf", self.pdf_view, "pdf"),
+            *super().get_urls(),
+        ]
+
+    # Actions ---------------------------------------------------------------------------------
+    @admin.action(description="Mark selected invoices as paid…", permissions=["mark_paid"])
+    def mark_paid_action(self, request, queryset: QuerySet[Invoice]):
+        return self.mark_paid_page(request, queryset)
+
+    @admin.action(description="Create selected at the provider", permissions=["create_at_provider"])
+    def create_at_provider_action(self, request, queryset: QuerySet[Invoice]):
+        report = services.invoices_bulk_request_create(
+            invoices=list(queryset.order_by("pk")), actor=request.user
+        )
+        self.report_batch(request, report, "created")
+        return HttpResponseRedirect(reverse("admin:invoices_actionbatch_change", args=[report.batch.pk]))
+
+    @admin.action(description="Refresh selected from the provider", permissions=["refresh_from_provider"])
+    def refresh_action(self, request, queryset: QuerySet[Invoice]):
+        self.refresh(request, list(queryset.values_list("pk", flat=True)))
+
+    @admin.action(description="Retry failed changes", permissions=["retry_push"])
+    def retry_action(self, request, queryset: QuerySet[Invoice]):
+        retried, skipped = 0, []
+        for invoice in queryset.order_by("pk"):
+            try:
+                services.invoice_retry(invoice=invoice, actor=request.user)
+                retried += 1
+            except ValidationError as exc:
+                skipped.append(" ".join(exc.messages))
+        if retried:
+            self.message_user(
+                request,
+                ngettext("%(n)d invoice queued again.", "%(n)d invoices queued again.", retried)
+                % {"n": retried},
+            )
+        if skipped:
+            self.message_user(request, " ".join(skipped[:20]), messages.WARNING)
+
+    @admin.action(description="Export selected as CSV", permissions=["export_invoices"])
+    def export_csv_action(self, request, queryset: QuerySet[Invoice]):
+        return invoices_csv_response(queryset)

@@ -1,0 +1,333 @@
+"""The invoice admin's own pages: add from a PDF, mark paid, refresh, send, and the PDF itself.
+
+Each page checks its permission first and answers 403 without it, to a GET as to a POST.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import FileResponse, HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import ngettext
+
+from integrations import errors
+from invoices import push, refresh, services
+from invoices.forms import MarkPaidForm, MkpInvoiceForm, QontoUploadForm
+from invoices.messages import provider_error_message
+from invoices.models import Customer, Invoice, InvoiceStatus, Provider, SyncState
+
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def pdf_download_name(invoice: Invoice) -> str:
+    """The file name a browser saves the PDF under: the invoice number, made safe."""
+    base = _UNSAFE_IN_FILE_NAME.sub("-", invoice.number).strip(".-")[:100]
+    return f"{base or f'invoice-{invoice.pk}'}.pdf"
+
+
+class InvoicePages:
+    """Mixed into the invoice admin (a ``GuardedAdmin``)."""
+
+    def _back(self, pk: int) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:invoices_invoice_change", args=[pk]))
+
+    def controls(self, request: HttpRequest, invoice: Invoice) -> dict[str, bool]:
+        """Which buttons the invoice page shows this user: only those the user may use."""
+        at_provider = bool(invoice.remote_id) and not invoice.removed_at
+        failed = invoice.sync_state == SyncState.FAILED
+        draft = not invoice.remote_id and invoice.sync_state == SyncState.LOCAL_DRAFT
+        return {
+            "open_pdf": bool(invoice.pdf) or at_provider,
+            "mark_paid": self.has_mark_paid_permission(request)
+            and at_provider
+            and invoice.status == InvoiceStatus.OPEN
+            and not invoice.pending_action,
+            "refresh": self.has_refresh_from_provider_permission(request) and bool(invoice.remote_id),
+            "send": (failed and self.has_retry_push_permission(request))
+            or (draft and self.has_create_at_provider_permission(request)),
+            "send_again": failed,
+        }
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        invoice = self.get_object(request, object_id)
+        if invoice is not None:
+            extra_context = {**(extra_context or {}), "controls": self.controls(request, invoice)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # Adding ------------------------------------------------------------------------------------
+    def add_view(self, request: HttpRequest, form_url="", extra_context=None):
+        self.require(self.has_add_permission(request))
+        provider = request.GET.get("provider", Provider.MKP)
+        if provider not in Provider.values:
+            provider = Provider.MKP
+        form_class = MkpInvoiceForm if provider == Provider.MKP else QontoUploadForm
+        form = form_class(request.POST or None, request.FILES or None)
+        results = []
+        if request.method == "POST" and form.is_valid():
+            draft = "_save_draft" in request.POST
+            if provider == Provider.MKP:
+                response = self._add_mkp(request, form, draft)
+                if response is not None:
+                    return response
+            else:
+                results = self._add_qonto(request, form, draft)
+                form = form_class()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Add invoice",
+            "form": form,
+            "provider": provider,
+            "providers": Provider.choices,
+            "results": results,
+            "has_customers": Customer.objects.filter(provider=Provider.MKP).exists(),
+        }
+        return TemplateResponse(request, "admin/invoices/invoice/upload.html", context)
+
+    def _add_mkp(self, request, form: MkpInvoiceForm, draft: bool):
+        data = form.cleaned_data
+        upload = data["pdf"]
+        fields = {
+            k: data[k]
+            for k in ("customer", "number", "issue_date", "due_date", "amount", "send_notification")
+        }
+        create = services.invoice_create_draft if draft else services.invoice_create_from_pdf
+        try:
+            invoice = create(
+                provider=Provider.MKP,
+                pdf_name=upload.name,
+                pdf_content=upload.read(),
+                actor=request.user,
+                paid_at=data["paid_at"],
+                **fields,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+            return None
+        if draft:
+            self.message_user(
+                request, f"Invoice {invoice} saved as a local draft; it is not at MijnKlantportaal yet."
+            )
+        else:
+            self._report_push(request, push.push_invoices([invoice.pk]), invoice)
+        return self._back(invoice.pk)
+
+    def _add_qonto(
+        self, request, form: QontoUploadForm, draft: bool
+    ) -> list[tuple[str, str, Invoice | None]]:
+        created = []
+        results = []
+        for upload in form.cleaned_data["pdfs"]:
+            try:
+                invoice = services.invoice_create_draft(
+                    provider=Provider.QONTO,
+                    pdf_name=upload.name,
+                    pdf_content=upload.read(),
+                    actor=request.user,
+                )
+            except ValidationError as exc:
+                results.append((upload.name, " ".join(exc.messages), None))
+                continue
+            created.append(invoice)
+        if not draft and created:
+            report = services.invoices_bulk_request_create(invoices=created, actor=request.user)
+            outcome = push.push_invoices([i.pk for i in report.queued])
+        else:
+            outcome = push.PushResult()
+        for invoice in created:
+            invoice.refresh_from_db()
+            results.append((invoice.pdf_display_name, describe(invoice, outcome), invoice))
+        return results
+
+    def _report_push(self, request, outcome: push.PushResult, invoice: Invoice) -> None:
+        invoice.refresh_from_db()
+        text = describe(invoice, outcome)
+        level = (
+            messages.ERROR
+            if invoice.pk in outcome.failed
+            else (messages.SUCCESS if invoice.pk in outcome.done else messages.WARNING)
+        )
+        self.message_user(request, f"{invoice}: {text}", level)
+
+    # Acting on one invoice -----------------------------------------------------------------------
+    def mark_paid_view(self, request, pk: int):
+        self.require(self.has_mark_paid_permission(request))
+        invoice = get_object_or_404(Invoice, pk=pk)
+        return self.mark_paid_page(request, Invoice.objects.filter(pk=invoice.pk), single=invoice)
+
+    def refresh_view(self, request, pk: int):
+        self.require(self.has_refresh_from_provider_permission(request))
+        if request.method == "POST":
+            self.refresh(request, [pk])
+        return self._back(pk)
+
+    def send_view(self, request, pk: int):
+        invoice = get_object_or_404(Invoice, pk=pk)
+        failed = invoice.sync_state == SyncState.FAILED
+        self.require(
+            self.has_retry_push_permission(request)
+            if failed
+            else self.has_create_at_provider_permission(request)
+        )
+        if request.method == "POST":
+            try:
+                if failed:
+                    services.invoice_retry(invoice=invoice, actor=request.user)
+                else:
+                    services.invoice_request_create(invoice=invoice, actor=request.user)
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                return self._back(pk)
+            self._report_push(request, push.push_invoices([invoice.pk]), invoice)
+        return self._back(pk)
+
+    def fetch_pdf_view(self, request, pk: int):
+        """A fresh copy of the provider's PDF, then the PDF itself."""
+        self.require(self.has_refresh_from_provider_permission(request))
+        invoice = get_object_or_404(Invoice, pk=pk)
+        if request.method != "POST":
+            return self._back(pk)
+        if not self._fetch_pdf(request, invoice):
+            return self._back(pk)
+        return HttpResponseRedirect(reverse("admin:invoices_invoice_pdf", args=[pk]))
+
+    def _fetch_pdf(self, request, invoice: Invoice) -> bool:
+        try:
+            found = refresh.invoice_fetch_pdf(invoice=invoice)
+        except errors.ProviderError as exc:
+            self.message_user(request, f"{invoice}: {provider_error_message(exc)}", messages.ERROR)
+            return False
+        if not found:
+            self.message_user(request, f"{invoice}: the provider has no PDF for it.", messages.WARNING)
+        return found
+
+    def pdf_view(self, request, pk: int):
+        """The invoice's PDF, for staff who may see the invoice; fetched first when not kept here."""
+        invoice = get_object_or_404(Invoice, pk=pk)
+        self.require(self.has_view_permission(request, invoice))
+        if not invoice.pdf and not self._fetch_pdf(request, invoice):
+            return self._back(pk)
+        invoice.refresh_from_db(fields=["pdf"])
+        try:
+            handle = invoice.pdf.open("rb")
+        except OSError:
+            self.message_user(
+                request,
+                f"{invoice}: the stored PDF cannot be read. Use “Download PDF from provider” "
+                "for a fresh copy, or ask an administrator to check the file storage.",
+                messages.ERROR,
+            )
+            return self._back(pk)
+        response = FileResponse(handle, content_type="application/pdf", filename=pdf_download_name(invoice))
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    # Marking paid, one or many ------------------------------------------------------------------
+    def mark_paid_page(self, request, queryset: QuerySet[Invoice], single: Invoice | None = None):
+        invoices = list(queryset.select_related("customer").order_by("pk"))
+        providers = {i.provider for i in invoices}
+        form = MarkPaidForm(request.POST if request.POST.get("post") == "yes" else None, providers=providers)
+        if form.is_bound and form.is_valid():
+            try:
+                if single is not None:
+                    services.invoice_mark_paid(
+                        invoice=single, paid_at=form.cleaned_data["paid_at"], actor=request.user
+                    )
+                    self._report_push(request, push.push_invoices([single.pk]), single)
+                    return self._back(single.pk)
+                report = services.invoices_bulk_mark_paid(
+                    invoices=invoices, paid_at=form.cleaned_data["paid_at"], actor=request.user
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                self.report_batch(request, report, "marked paid")
+                return HttpResponseRedirect(
+                    reverse("admin:invoices_actionbatch_change", args=[report.batch.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Mark as paid",
+            "form": form,
+            "invoices": invoices,
+            "single": single,
+            "has_qonto": Provider.QONTO in providers,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/invoices/invoice/mark_paid.html", context)
+
+    def report_batch(self, request, report: services.BatchReport, verb: str) -> None:
+        if report.queued:
+            count = len(report.queued)
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d invoice will be %(verb)s at the provider in the background.",
+                    "%(count)d invoices will be %(verb)s at the provider in the background.",
+                    count,
+                )
+                % {"count": count, "verb": verb},
+                messages.SUCCESS,
+            )
+        if report.skipped:
+            count = len(report.skipped)
+            reasons = "; ".join(f"{invoice}: {reason}" for invoice, reason in report.skipped[:20])
+            more = f" and {count - 20} more" if count > 20 else ""
+            self.message_user(
+                request,
+                ngettext("%(count)d invoice skipped", "%(count)d invoices skipped", count) % {"count": count}
+                + f" ({reasons}{more}).",
+                messages.WARNING,
+            )
+
+    def refresh(self, request, pks: list[int]) -> None:
+        if len(pks) > 20:
+            from invoices.tasks import refresh_invoices
+
+            refresh_invoices.delay(pks)
+            self.message_user(request, f"{len(pks)} invoices will be refreshed in the background.")
+            return
+        outcome = refresh.refresh_invoices(invoice_ids=pks)
+        if outcome["refreshed"]:
+            self.message_user(
+                request,
+                ngettext("%(n)d invoice refreshed.", "%(n)d invoices refreshed.", outcome["refreshed"])
+                % {"n": outcome["refreshed"]},
+            )
+        if outcome["removed"]:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(n)d invoice no longer exists at the provider and is marked removed.",
+                    "%(n)d invoices no longer exist at the provider and are marked removed.",
+                    outcome["removed"],
+                )
+                % {"n": outcome["removed"]},
+                messages.WARNING,
+            )
+        for pk, reason in outcome["failed"].items():
+            self.message_user(request, f"Invoice #{pk} could not be refreshed: {reason}", messages.ERROR)
+
+
+def describe(invoice: Invoice, outcome: push.PushResult) -> str:
+    """One plain sentence about where an invoice stands after a push attempt."""
+    provider = invoice.get_provider_display()
+    if invoice.pk in outcome.failed:
+        return f"not done. {outcome.failed[invoice.pk]} Your upload is kept; correct it and send again."
+    if invoice.sync_state == SyncState.SYNCED:
+        if invoice.status == InvoiceStatus.PAID and invoice.paid_at:
+            return f"confirmed by {provider} (paid {timezone.localtime(invoice.paid_at):%Y-%m-%d %H:%M})."
+        return f"confirmed by {provider}."
+    if invoice.sync_state == SyncState.LOCAL_DRAFT:
+        return "saved as a local draft."
+    if invoice.last_error:
+        return f"not confirmed yet ({invoice.last_error}); it will be sent again automatically."
+    return f"queued for {provider}."

@@ -1,0 +1,109 @@
+"""Read-only admins: the mirrored customers, the results of bulk actions, and the sync runs."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+
+from invoices import selectors, services
+from invoices.admin.base import GuardedAdmin
+from invoices.models import ActionBatch, Customer, Provider, SyncRun
+from invoices.providers import is_configured
+
+
+class ReadOnlyAdmin(GuardedAdmin):
+    """Rows that only sync and the back-office itself write."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Customer)
+class CustomerAdmin(ReadOnlyAdmin):
+    list_display = ("name", "email", "provider", "remote_id", "last_synced_at")
+    list_filter = ("provider",)
+    search_fields = ("name", "email", "remote_id")
+
+
+@admin.register(ActionBatch)
+class ActionBatchAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "kind", "actor", "created_at", "size")
+    list_filter = ("kind",)
+    change_form_template = "admin/invoices/actionbatch/change_form.html"
+
+    @admin.display(description="invoices")
+    def size(self, obj):
+        return obj.items.count()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        batch = get_object_or_404(ActionBatch, pk=object_id)
+        extra_context = {**(extra_context or {}), "rows": selectors.batch_rows(batch), "batch": batch}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "started_at",
+        "provider",
+        "kind",
+        "status",
+        "created",
+        "updated",
+        "unchanged",
+        "removed",
+        "pages",
+        "requests",
+        "duration",
+        "error",
+    )
+    list_filter = ("provider", "kind", "status")
+    date_hierarchy = "started_at"
+    change_list_template = "admin/invoices/syncrun/change_list.html"
+
+    def has_run_sync_permission(self, request) -> bool:
+        return self.has_codename(request, "run_sync")
+
+    @admin.display(description="duration")
+    def duration(self, obj: SyncRun) -> str:
+        if not obj.finished_at:
+            return "running"
+        return f"{(obj.finished_at - obj.started_at).total_seconds():.1f} s"
+
+    def get_urls(self):
+        return [
+            path("sync-now/", self.guarded_view(self.sync_now_view), name="invoices_syncrun_sync_now"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        if self.has_run_sync_permission(request):
+            providers = [(p.value, p.label) for p in Provider if is_configured(p)]
+            extra_context = {**(extra_context or {}), "sync_now_providers": providers}
+        return super().changelist_view(request, extra_context)
+
+    def sync_now_view(self, request):
+        self.require(self.has_run_sync_permission(request))
+        if request.method == "POST":
+            provider, mode = request.POST.get("provider", ""), request.POST.get("mode", "")
+            try:
+                services.sync_request(provider=provider, mode=mode)
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"A {mode} sync of {Provider(provider).label} is queued; it shows here when a "
+                    "worker starts it.",
+                    messages.SUCCESS,
+                )
+        return HttpResponseRedirect(reverse("admin:invoices_syncrun_changelist"))
