@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.RequestSizeLimitMiddleware",  # before anything reads the body
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -102,6 +103,21 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000  # bulk actions post one field per selected invoice
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Uploads. The providers take at most 5 MB per PDF (fixed). The Qonto form refuses more than
+# UPLOAD_MAX_FILES PDFs with a plain message; Django's own cap, a bare 400 page, is set above it and
+# only stops what no form sends. A request over UPLOAD_MAX_REQUEST_BYTES is answered 413 before its
+# body is parsed (config/middleware.py).
+MAX_PDF_BYTES = 5 * 1024 * 1024
+UPLOAD_MAX_FILES = env.int("UPLOAD_MAX_FILES", default=20)
+DATA_UPLOAD_MAX_NUMBER_FILES = 2 * UPLOAD_MAX_FILES
+UPLOAD_MAX_REQUEST_BYTES = env.int(
+    "UPLOAD_MAX_REQUEST_BYTES", default=UPLOAD_MAX_FILES * MAX_PDF_BYTES + 5 * 1024 * 1024
+)
+# Where uploads over FILE_UPLOAD_MAX_MEMORY_SIZE are written while a request runs (default: the
+# system's temporary folder); each file is deleted when its request ends.
+FILE_UPLOAD_TEMP_DIR = env.str("FILE_UPLOAD_TEMP_DIR", default="") or None
+if FILE_UPLOAD_TEMP_DIR:
+    Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 
 # Celery ------------------------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
@@ -148,7 +164,6 @@ PUSH_MAX_ATTEMPTS = env.int("PUSH_MAX_ATTEMPTS", default=8)
 PUSH_BACKOFF_CAP_SECONDS = env.float("PUSH_BACKOFF_CAP_SECONDS", default=900.0)
 SYNC_STALE_AFTER_MINUTES = env.int("SYNC_STALE_AFTER_MINUTES", default=60)
 MKP_SYNC_PAGE_BUDGET = env.int("MKP_SYNC_PAGE_BUDGET", default=40)
-MAX_PDF_BYTES = 5 * 1024 * 1024
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=30.0)
 

@@ -7,11 +7,12 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from invoices.models import Customer, Provider
-from invoices.services import validate_number_free, validate_paid_at, validate_pdf
+from invoices.services import validate_number_free, validate_paid_at, validate_pdf, validate_pdf_size
 
 AMOUNT_RE = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
 
@@ -67,6 +68,8 @@ class PdfField(forms.FileField):
 
 
 def check_upload(upload) -> None:
+    """The size the upload handler counted comes first: an oversized file is never read."""
+    validate_pdf_size(name=upload.name, size=upload.size)
     upload.seek(0)
     content = upload.read()
     upload.seek(0)
@@ -128,6 +131,11 @@ class MultiplePdfField(forms.FileField):
         uploads = [u for u in uploads if u]
         if not uploads:
             raise ValidationError("Choose at least one PDF.")
+        if len(uploads) > settings.UPLOAD_MAX_FILES:
+            raise ValidationError(
+                f"At most {settings.UPLOAD_MAX_FILES} PDFs per upload; you chose {len(uploads)}."
+                " Send the rest in a second upload."
+            )
         errors = []
         for upload in uploads:
             try:
