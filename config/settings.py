@@ -32,6 +32,9 @@ SECRET_KEY = _secret_key()
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Credentials never reach an error page or error mail, DEBUG on or off (config/error_reports.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.SecretsFilter"
+DEFAULT_EXCEPTION_REPORTER = "config.error_reports.SecretsExceptionReporter"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
