@@ -32,6 +32,43 @@ SECRET_KEY = _secret_key()
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+# Security --------------------------------------------------------------------------------------
+# Served over HTTPS unless said otherwise: with DEBUG off the secure defaults hold, and bin/run and
+# the tests, which serve plain HTTP, set DJANGO_HTTPS=false. Each value can be overridden on its own.
+
+
+def _switch(value: str, *, default: bool) -> bool:
+    """A security switch: empty means its default; a value that is neither true nor false (a typo,
+    a comment copied along from .env.example) stops the start instead of turning security off."""
+    value = value.strip().lower()
+    if not value:
+        return default
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"A security switch is set to {value!r}: use true or false.")
+
+
+HTTPS = _switch(env.str("DJANGO_HTTPS", default=""), default=not DEBUG)
+SECURE_SSL_REDIRECT = _switch(env.str("DJANGO_SECURE_SSL_REDIRECT", default=""), default=HTTPS)
+SESSION_COOKIE_SECURE = _switch(env.str("DJANGO_SESSION_COOKIE_SECURE", default=""), default=HTTPS)
+CSRF_COOKIE_SECURE = _switch(env.str("DJANGO_CSRF_COOKIE_SECURE", default=""), default=HTTPS)
+SECURE_HSTS_SECONDS = int(
+    env.str("DJANGO_SECURE_HSTS_SECONDS", default="").strip() or (31_536_000 if HTTPS else 0)
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _switch(
+    env.str("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=""), default=HTTPS
+)
+SECURE_HSTS_PRELOAD = _switch(env.str("DJANGO_SECURE_HSTS_PRELOAD", default=""), default=False)
+if _switch(env.str("DJANGO_BEHIND_TLS_PROXY", default=""), default=False):
+    # Only behind a proxy that terminates TLS and sets X-Forwarded-Proto itself, whatever the
+    # client sent: otherwise anyone could claim to be on HTTPS.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 # Credentials never reach an error page or error mail, DEBUG on or off (config/error_reports.py).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.SecretsFilter"
 DEFAULT_EXCEPTION_REPORTER = "config.error_reports.SecretsExceptionReporter"
