@@ -103,8 +103,8 @@ def test_a_qonto_call_with_the_api_key_shows_no_login_secret(debug_settings):
     assert_no_secret(pages, QONTO_SECRET, f"{QONTO_LOGIN}:{QONTO_SECRET}", QONTO_CLIENT_SECRET, DJANGO_KEY)
 
 
-@pytest.mark.django_db
-def test_a_qonto_call_with_rotated_oauth_tokens_from_the_database_shows_none(debug_settings):
+def rotated_tokens(debug_settings, *, expires_in: timedelta) -> None:
+    """OAuth tokens in the settings, and newer ones a worker rotated into the database."""
     debug_settings.QONTO_ACCESS_TOKEN = QONTO_ACCESS
     debug_settings.QONTO_REFRESH_TOKEN = QONTO_REFRESH
     ProviderToken.objects.create(
@@ -112,9 +112,14 @@ def test_a_qonto_call_with_rotated_oauth_tokens_from_the_database_shows_none(deb
         data={
             "access_token": ROTATED_ACCESS,
             "refresh_token": ROTATED_REFRESH,
-            "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+            "expires_at": (datetime.now(UTC) + expires_in).isoformat(),
         },
     )
+
+
+@pytest.mark.django_db
+def test_a_qonto_call_with_rotated_oauth_tokens_from_the_database_shows_none(debug_settings):
+    rotated_tokens(debug_settings, expires_in=timedelta(hours=1))
 
     pages = debug_page(lambda: client_for(Provider.QONTO).get_invoice("inv-456"))
 
@@ -124,16 +129,7 @@ def test_a_qonto_call_with_rotated_oauth_tokens_from_the_database_shows_none(deb
 
 @pytest.mark.django_db
 def test_a_failed_token_renewal_shows_neither_the_refresh_token_nor_the_client_secret(debug_settings):
-    debug_settings.QONTO_ACCESS_TOKEN = QONTO_ACCESS
-    debug_settings.QONTO_REFRESH_TOKEN = QONTO_REFRESH
-    ProviderToken.objects.create(
-        provider=Provider.QONTO,
-        data={
-            "access_token": ROTATED_ACCESS,
-            "refresh_token": ROTATED_REFRESH,
-            "expires_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
-        },
-    )
+    rotated_tokens(debug_settings, expires_in=timedelta(minutes=-1))
 
     pages = debug_page(lambda: client_for(Provider.QONTO).get_invoice("inv-789"))
 
