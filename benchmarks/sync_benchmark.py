@@ -397,16 +397,16 @@ def scan_step(provider: str, unseen: dict):
     def step():
         from django.utils import timezone
 
-        from invoices.mirror import Scan
         from invoices.models import Invoice, Provider, SyncRun
         from invoices.providers import client_for
-        from invoices.sync import RunRecorder, _pull_pages, full_run_writers
+        from invoices.sync.mirror import Scan
+        from invoices.sync.pages import RunRecorder, full_run_writers, pull_pages
 
         client = client_for(provider)
         run = SyncRun.objects.create(provider=provider, kind="full (scan)")
         scan = Scan()
         pages = client.iter_invoices() if provider == Provider.MKP else client.iter_invoices(per_page=100)
-        _pull_pages(
+        pull_pages(
             pages, provider, RunRecorder(run, client), lambda: True, scan=scan, writers=full_run_writers()
         )
         candidates = Invoice.objects.filter(

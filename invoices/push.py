@@ -21,9 +21,9 @@ from django.utils import timezone
 from integrations import errors
 from integrations.types import PdfFile, RemoteInvoice
 from invoices.messages import provider_error_message
-from invoices.mirror import MIRRORED_FIELDS, apply_remote
 from invoices.models import ActionBatchItem, Invoice, InvoiceEvent, PendingAction, Provider, SyncState
 from invoices.providers import client_for
+from invoices.sync.mirror import MIRRORED_FIELDS, apply_remote
 
 logger = logging.getLogger(__name__)
 

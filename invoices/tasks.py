@@ -40,6 +40,6 @@ def sync_provider(provider: str, mode: str = sync.MODE_QUICK) -> dict:
 
 @shared_task
 def refresh_invoices(invoice_ids: list[int]) -> dict:
-    from invoices.refresh import refresh_invoices as refresh
+    from invoices.sync.refresh import refresh_invoices as refresh
 
     return refresh(invoice_ids=invoice_ids)

@@ -18,8 +18,8 @@ from invoices.admin.base import GuardedAdmin
 from invoices.admin.export import invoices_csv_response
 from invoices.admin.filters import OverdueFilter, PaidFilter, RemovedFilter
 from invoices.admin.pages import InvoicePages
-from invoices.mirror import MIRRORED_FIELDS
 from invoices.models import Invoice, InvoiceEvent, SyncState
+from invoices.sync.mirror import MIRRORED_FIELDS
 
 
 class EventInline(admin.TabularInline):

@@ -18,10 +18,11 @@ from django.utils import timezone
 from django.utils.translation import ngettext
 
 from integrations import errors
-from invoices import push, refresh, services
+from invoices import push, services
 from invoices.forms import MarkPaidForm, MkpInvoiceForm, QontoUploadForm
 from invoices.messages import provider_error_message
 from invoices.models import Customer, Invoice, InvoiceStatus, Provider, SyncState
+from invoices.sync import refresh
 
 _UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -4,10 +4,9 @@ import gc
 
 import pytest
 
-from invoices import sync
-from invoices.collector import BULK_THRESHOLD, bulk_allocations
 from invoices.models import Provider
-from invoices.sync import MODE_FULL, sync_provider
+from invoices.sync import MODE_FULL, pages, sync_provider
+from invoices.sync.collector import BULK_THRESHOLD, bulk_allocations
 from tests.invoices.helpers import seed
 
 
@@ -50,13 +49,13 @@ def test_a_process_that_already_collects_less_often_keeps_its_setting():
 def test_a_sync_runs_paced_for_bulk_work_even_when_it_fails(sandbox, monkeypatch, default_threshold):
     seed(sandbox, invoices=20, customers=3)
     during = []
-    upsert = sync.upsert_invoices
+    upsert = pages.upsert_invoices
 
     def recording(**kwargs):
         during.append(gc.get_threshold()[0])
         return upsert(**kwargs)
 
-    monkeypatch.setattr(sync, "upsert_invoices", recording)
+    monkeypatch.setattr(pages, "upsert_invoices", recording)
     sync_provider(provider=Provider.MKP, mode=MODE_FULL)
     assert during == [BULK_THRESHOLD]
     assert gc.get_threshold() == (700, 10, 10)
@@ -64,7 +63,7 @@ def test_a_sync_runs_paced_for_bulk_work_even_when_it_fails(sandbox, monkeypatch
     def broken(**kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(sync, "upsert_invoices", broken)
+    monkeypatch.setattr(pages, "upsert_invoices", broken)
     with pytest.raises(RuntimeError):
         sync_provider(provider=Provider.MKP, mode=MODE_FULL)
     assert gc.get_threshold() == (700, 10, 10)

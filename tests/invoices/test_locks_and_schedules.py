@@ -5,8 +5,8 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from invoices import locks
 from invoices.schedules import SCHEDULES, register_schedules
+from invoices.sync import leases as locks
 
 pytestmark = pytest.mark.django_db
 

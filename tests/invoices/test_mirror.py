@@ -4,8 +4,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from invoices.mirror import upsert_invoices
 from invoices.models import Invoice, InvoiceEvent, InvoiceStatus, PendingAction, Provider, SyncState
+from invoices.sync.mirror import upsert_invoices
 from tests.conftest import REQUIRE_SERVICES
 from tests.factories import CustomerFactory, InvoiceFactory, remote_invoice
 
@@ -165,7 +165,7 @@ def test_an_unchanged_page_only_stamps_last_seen_at():
 
 
 def test_with_a_scan_an_unchanged_page_writes_nothing_and_the_scan_remembers_it():
-    from invoices.mirror import Scan
+    from invoices.sync.mirror import Scan
 
     upsert_invoices(provider=Provider.MKP, remotes=page(15), fetched_at=timezone.now())
     ids = list(Invoice.objects.values_list("pk", flat=True))
@@ -190,7 +190,7 @@ def test_with_a_scan_an_unchanged_page_writes_nothing_and_the_scan_remembers_it(
 
 
 def test_a_scan_also_remembers_the_rows_it_skipped():
-    from invoices.mirror import Scan
+    from invoices.sync.mirror import Scan
 
     pending = InvoiceFactory(
         remote_id="inv_p000000000000",
@@ -305,7 +305,7 @@ class Recorder:
         self.client = type("Client", (), {"request_count": 0})()
 
     def add(self, counts):
-        from invoices.sync import RunRecorder
+        from invoices.sync.pages import RunRecorder
 
         RunRecorder(self.run, self.client).add(counts)
 
@@ -323,10 +323,10 @@ def pages_of(*sizes, fail_after=None):
 
 
 def test_pull_pages_writes_groups_of_pages_and_counts_every_page():
-    from invoices.sync import _pull_pages
+    from invoices.sync.pages import pull_pages
 
     recorder = Recorder()
-    last = _pull_pages(pages_of(15, 15, 15, 3), Provider.MKP, recorder, lambda: True)
+    last = pull_pages(pages_of(15, 15, 15, 3), Provider.MKP, recorder, lambda: True)
     assert last.number == 4
     recorder.run.refresh_from_db()
     assert (recorder.run.pages, recorder.run.created) == (4, 48)
@@ -335,18 +335,18 @@ def test_pull_pages_writes_groups_of_pages_and_counts_every_page():
 
 def test_pull_pages_keeps_the_pages_fetched_before_a_failure():
     from integrations import errors
-    from invoices.sync import _pull_pages
+    from invoices.sync.pages import pull_pages
 
     recorder = Recorder()
     with pytest.raises(errors.ProviderServerError):
-        _pull_pages(pages_of(15, 15, 15, fail_after=2), Provider.MKP, recorder, lambda: True)
+        pull_pages(pages_of(15, 15, 15, fail_after=2), Provider.MKP, recorder, lambda: True)
     assert Invoice.objects.count() == 30
     recorder.run.refresh_from_db()
     assert recorder.run.pages == 2
 
 
 def test_pull_pages_counts_a_group_as_fetched_when_its_first_request_started():
-    from invoices.sync import _pull_pages
+    from invoices.sync.pages import pull_pages
 
     upsert_invoices(provider=Provider.MKP, remotes=page(2), fetched_at=timezone.now())
     started = timezone.now()
@@ -361,7 +361,7 @@ def test_pull_pages_counts_a_group_as_fetched_when_its_first_request_started():
         time.sleep(0.3)  # the second request starts after our push
         yield Page(items=page(1, start=1, amount=Decimal("1.00")), number=2, next_page=None)
 
-    _pull_pages(slow_pages(), Provider.MKP, Recorder(), lambda: True)
+    pull_pages(slow_pages(), Provider.MKP, Recorder(), lambda: True)
     # Pushed after the group's first request started: our newer state stays.
     assert Invoice.objects.get(remote_id="inv_p000000000001").amount == Decimal("11.00")
     assert Invoice.objects.get(remote_id="inv_p000000000000").amount == Decimal("1.00")
@@ -371,7 +371,7 @@ def test_pull_pages_counts_a_group_as_fetched_when_its_first_request_started():
 def test_prefetched_keeps_the_order_and_stays_within_its_depth():
     import threading
 
-    from invoices.prefetch import prefetched
+    from invoices.sync.prefetch import prefetched
 
     pulled = []
     lock = threading.Lock()
@@ -394,7 +394,7 @@ def test_prefetched_keeps_the_order_and_stays_within_its_depth():
 
 
 def test_prefetched_raises_the_error_where_it_happened():
-    from invoices.prefetch import prefetched
+    from invoices.sync.prefetch import prefetched
 
     def source():
         yield 1
@@ -409,7 +409,7 @@ def test_prefetched_raises_the_error_where_it_happened():
 
 
 def test_prefetched_stops_and_closes_the_source_when_the_loop_ends_early():
-    from invoices.prefetch import prefetched
+    from invoices.sync.prefetch import prefetched
 
     closed, pulled = [], []
 

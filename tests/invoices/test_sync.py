@@ -129,7 +129,7 @@ def test_the_command_prints_counts_and_fails_loudly(sandbox, settings):
 def test_overlapping_runs_are_skipped_not_doubled(sandbox):
     from datetime import timedelta
 
-    from invoices import locks
+    from invoices.sync import leases as locks
 
     assert locks.acquire("sync:mkp:invoices", holder="another-machine", ttl=timedelta(minutes=5))
     run = sync_provider(provider=Provider.MKP, mode=MODE_QUICK)

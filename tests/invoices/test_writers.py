@@ -6,10 +6,9 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from invoices import sync
 from invoices.models import Invoice, Provider
-from invoices.sync import MODE_CUSTOMERS, MODE_FULL, MODE_QUICK, sync_provider
-from invoices.writers import Writers
+from invoices.sync import MODE_CUSTOMERS, MODE_FULL, MODE_QUICK, pages, sync_provider
+from invoices.sync.writers import Writers
 from tests.invoices.helpers import remote_state, seed
 
 
@@ -79,7 +78,7 @@ def test_a_failure_while_the_caller_fails_does_not_hide_the_callers_error():
 
 
 def test_each_writer_thread_closes_its_database_connections(monkeypatch):
-    from invoices import writers as module
+    from invoices.sync import writers as module
 
     closed_by = []
 
@@ -96,7 +95,7 @@ def test_each_writer_thread_closes_its_database_connections(monkeypatch):
 @pytest.mark.django_db
 def test_inside_a_callers_transaction_the_sync_writes_in_the_callers_thread():
     with transaction.atomic():
-        assert sync.full_run_writers() == 1
+        assert pages.full_run_writers() == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -106,7 +105,7 @@ def test_a_full_sync_writes_its_groups_in_parallel_on_postgresql(sandbox, monkey
     sync_provider(provider=Provider.MKP, mode=MODE_CUSTOMERS)
     threads, overlapped = [], []
     second_started = threading.Event()
-    upsert = sync.upsert_invoices
+    upsert = pages.upsert_invoices
 
     def recording(**kwargs):
         threads.append(threading.current_thread().name)
@@ -117,7 +116,7 @@ def test_a_full_sync_writes_its_groups_in_parallel_on_postgresql(sandbox, monkey
             second_started.set()
         return upsert(**kwargs)
 
-    monkeypatch.setattr(sync, "upsert_invoices", recording)
+    monkeypatch.setattr(pages, "upsert_invoices", recording)
     run = sync_provider(provider=Provider.MKP, mode=MODE_FULL)
 
     assert (run.created, run.pages) == (2400, 160)
@@ -136,13 +135,13 @@ def test_a_full_sync_writes_its_groups_in_parallel_on_postgresql(sandbox, monkey
 def test_a_quick_run_writes_in_its_own_thread_with_no_extra_connection(sandbox, monkeypatch):
     seed(sandbox, invoices=30, customers=3)
     threads = []
-    upsert = sync.upsert_invoices
+    upsert = pages.upsert_invoices
 
     def recording(**kwargs):
         threads.append(threading.current_thread().name)
         return upsert(**kwargs)
 
-    monkeypatch.setattr(sync, "upsert_invoices", recording)
+    monkeypatch.setattr(pages, "upsert_invoices", recording)
     run = sync_provider(provider=Provider.QONTO, mode=MODE_QUICK)
     assert run.created == 30
     assert threads == [threading.current_thread().name]

@@ -7,9 +7,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations import errors
-from invoices.mirror import upsert_invoices
 from invoices.models import Invoice, InvoiceEvent, Provider
 from invoices.providers import client_for
+from invoices.sync.mirror import upsert_invoices
 
 
 def refresh_invoices(*, invoice_ids: list[int], client=None) -> dict:

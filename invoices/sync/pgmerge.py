@@ -6,9 +6,9 @@ compares them with ``IS DISTINCT FROM`` and writes only what has to change: chan
 creates it adopts, new rows (``ON CONFLICT DO NOTHING``) and, unless a scan keeps the sightings in
 memory, the ``last_seen_at`` stamp of unchanged rows. It answers with the counts, the ids of the
 rows it saw without writing them, and the old values of the rows it changed or adopted, from which
-:mod:`invoices.mirror` writes the events.
+:mod:`invoices.sync.mirror` writes the events.
 
-The rules are those of the ORM version in :mod:`invoices.mirror` (used on SQLite); the tests run
+The rules are those of the ORM version in :mod:`invoices.sync.mirror` (used on SQLite); the tests run
 both.
 """
 
@@ -22,8 +22,8 @@ import orjson
 from django.db import connection
 from psycopg.types.json import Jsonb
 
-from invoices.mirror import MIRRORED_FIELDS
 from invoices.models import Invoice, PendingAction, SyncState
+from invoices.sync.mirror import MIRRORED_FIELDS
 
 #: What a page brings for each row, in the order of each row's array in the document.
 INCOMING = ("remote_id", *MIRRORED_FIELDS)

@@ -221,7 +221,7 @@ def upsert_invoices(
 def _upsert_set_based(
     provider: str, by_id: dict[str, RemoteInvoice], *, fetched_at: datetime, now: datetime, scan: Scan | None
 ) -> Counts:
-    from invoices import pgmerge
+    from invoices.sync import pgmerge
 
     merged = pgmerge.merge_page(
         provider=provider,

@@ -1,0 +1,82 @@
+"""One sync run of a provider: its lease, its SyncRun row, and what it ends in."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from integrations import errors
+from invoices.models import Provider, SyncRun
+from invoices.providers import client_for
+from invoices.sync import leases
+from invoices.sync.collector import bulk_allocations
+from invoices.sync.customers import customers
+from invoices.sync.mirror import link_orphan_invoices
+from invoices.sync.mkp import mkp_full, mkp_quick
+from invoices.sync.pages import RunRecorder
+from invoices.sync.qonto import qonto_full, qonto_quick
+
+logger = logging.getLogger(__name__)
+
+LEASE_TTL = timedelta(minutes=15)
+
+MODE_QUICK = "quick"
+MODE_FULL = "full"
+MODE_CUSTOMERS = "customers"
+MODES = (MODE_QUICK, MODE_FULL, MODE_CUSTOMERS)
+
+
+def sync_provider(*, provider: str, mode: str = MODE_QUICK) -> SyncRun:
+    if mode not in MODES:
+        raise ValueError(f"Unknown sync mode {mode!r}; choose one of {', '.join(MODES)}.")
+    # Customers and invoices are separate lists at the providers: one run of each at a time.
+    lease_name = f"sync:{provider}:{'customers' if mode == MODE_CUSTOMERS else 'invoices'}"
+    with leases.lease(lease_name, ttl=LEASE_TTL) as holder:
+        if holder is None:
+            return SyncRun.objects.create(
+                provider=provider, kind=mode, status=SyncRun.Status.SKIPPED, finished_at=timezone.now()
+            )
+        run = SyncRun.objects.create(provider=provider, kind=mode)
+        client = client_for(provider, max_wait=settings.SYNC_MAX_WAIT_SECONDS)
+        recorder = RunRecorder(run, client)
+        renew = lambda: leases.acquire(lease_name, holder=holder, ttl=LEASE_TTL)  # noqa: E731
+        status, error = SyncRun.Status.SUCCEEDED, ""
+        try:
+            with bulk_allocations():
+                removed = RUNNERS[(provider, mode)](client, recorder, renew)
+        except errors.ProviderError as exc:
+            status, error, removed = SyncRun.Status.FAILED, str(exc), 0
+            logger.warning("%s %s sync failed: %s", provider, mode, exc)
+        except Exception as exc:
+            # Not the provider (a database error, a bug): the run must not stay "running" forever.
+            SyncRun.objects.filter(pk=run.pk).update(
+                status=SyncRun.Status.FAILED,
+                error=f"Stopped by an internal error ({type(exc).__name__}); see the worker log.",
+                requests=client.request_count,
+                finished_at=timezone.now(),
+            )
+            raise
+        # After commit, so rows written by a concurrent customer or invoice run are visible.
+        link_orphan_invoices(provider)
+        SyncRun.objects.filter(pk=run.pk).update(
+            status=status,
+            error=error,
+            removed=removed,
+            requests=client.request_count,
+            finished_at=timezone.now(),
+        )
+        run.refresh_from_db()
+        return run
+
+
+RUNNERS = {
+    (Provider.MKP, MODE_QUICK): mkp_quick,
+    (Provider.MKP, MODE_FULL): mkp_full,
+    (Provider.MKP, MODE_CUSTOMERS): customers(Provider.MKP),
+    (Provider.QONTO, MODE_QUICK): qonto_quick,
+    (Provider.QONTO, MODE_FULL): qonto_full,
+    (Provider.QONTO, MODE_CUSTOMERS): customers(Provider.QONTO),
+}
