@@ -70,7 +70,7 @@ class Invoice(models.Model):
     # Indexed through the indexes below that start with it (a sync writes every index of a row).
     provider = models.CharField(max_length=16, choices=Provider.choices)
     remote_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - null until created remotely
-    number = models.CharField(max_length=64, blank=True)
+    number = models.CharField(max_length=255, blank=True)  # MijnKlantportaal allows 255
     customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL)
     customer_remote_id = models.CharField(max_length=64, blank=True)
     customer_name = models.CharField(max_length=255, blank=True)
@@ -109,6 +109,11 @@ class Invoice(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    lookup_next_page = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="A create whose answer was lost is looked for at the provider: the next page to read.",
+    )
     last_error = models.TextField(blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
@@ -186,6 +191,9 @@ class InvoiceEvent(models.Model):
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     message = models.TextField(blank=True)
     changes = models.JSONField(default=dict, blank=True)
+    # The same event again (a retry after a retry) is counted on one row instead of a new row each time.
+    count = models.PositiveIntegerField(default=1)
+    last_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-at", "-id"]
@@ -200,6 +208,7 @@ class SyncRun(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped (another run holds the lock)"
+        ABANDONED = "abandoned", "Abandoned (its worker stopped)"
 
     provider = models.CharField(max_length=16, choices=Provider.choices)
     kind = models.CharField(max_length=32)
@@ -213,7 +222,10 @@ class SyncRun(models.Model):
     removed = models.PositiveIntegerField(default=0)
     pages = models.PositiveIntegerField(default=0)
     requests = models.PositiveIntegerField(default=0)
+    quarantined = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    holder = models.CharField(max_length=100, blank=True, help_text="The worker holding the run's lease.")
+    progress = models.CharField(max_length=255, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -224,6 +236,40 @@ class SyncRun(models.Model):
         return (
             f"{self.get_provider_display()} {self.kind} {timezone.localtime(self.started_at):%Y-%m-%d %H:%M}"
         )
+
+
+class SyncProblem(models.Model):
+    """A record from a provider that the mirror cannot hold: kept aside, shown to staff, skipped.
+
+    The rest of its page is written and the sync goes on; the next sync that reads the record in a
+    form the mirror can hold resolves the problem."""
+
+    class Kind(models.TextChoices):
+        INVOICE = "invoice", "Invoice"
+        CUSTOMER = "customer", "Customer"
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # The record's id as the provider sent it, or a digest of the record when it has no usable id.
+    remote_id = models.CharField(max_length=255)
+    field = models.CharField(max_length=64, blank=True)
+    value = models.TextField(blank=True)
+    message = models.TextField()
+    raw = models.JSONField(default=dict, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    seen = models.PositiveIntegerField(default=1)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "kind", "remote_id"], name="syncproblem_unique"),
+        ]
+        indexes = [models.Index(fields=["resolved_at", "provider"], name="syncproblem_open")]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} {self.kind} {self.remote_id}: {self.field}"
 
 
 class SyncCursor(models.Model):
