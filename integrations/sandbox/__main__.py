@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import threading
@@ -12,6 +13,15 @@ import threading
 from integrations.sandbox.config import SandboxConfig
 from integrations.sandbox.faults import FaultInjector, parse_fault_spec
 from integrations.sandbox.server import SandboxServer
+
+
+def parse_latency(text: str) -> int:
+    """Milliseconds from "80ms", "0.2s" or a plain number of milliseconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a latency such as 80ms or 0.2s")
+    value = float(match.group(1)) * (1000 if match.group(2) == "s" else 1)
+    return round(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="require this X-Qonto-Staging-Token (default: not required)",
     )
     add("--no-rate-limit", action="store_true", help="switch both providers' rate limits off")
+    add(
+        "--latency",
+        type=parse_latency,
+        default=0,
+        help="hold every API answer this long, as a provider across the internet does (e.g. 80ms, 0.2s)",
+    )
     add(
         "--mkp-license-limit",
         type=int,
@@ -88,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             qonto_token=args.qonto_token,
             qonto_staging_token=args.qonto_staging_token or None,
             rate_limit=not args.no_rate_limit,
+            latency_ms=args.latency,
             mkp_license_limit=args.mkp_license_limit,
             mkp_unique_numbers=args.mkp_unique_numbers,
         )
@@ -164,6 +181,7 @@ def banner(sandbox: SandboxServer, *, state_file: str | None = None, loaded: dic
             f"     Staging token: {staging}",
             f" Admin             {sandbox.admin_url}  (faults, config, reset, seed, stats, state)",
             f" Rate limits       {'on' if config.rate_limit else 'off'}"
+            f"    latency: {config.latency_ms} ms"
             f"    MKP licence limit: {config.mkp_license_limit or 'none'}"
             f"    MKP unique numbers: {'yes' if config.mkp_unique_numbers else 'no'}",
             f" Faults            {faults}  (after share {fault_settings['after_share']},"

@@ -17,6 +17,8 @@ class SandboxConfig:
     qonto_token: str = "sandbox-qonto-token"
     #: When set, Qonto requests without this ``X-Qonto-Staging-Token`` get the HTML login page.
     qonto_staging_token: str | None = None
+    #: Every API answer is held this long first, as a provider across the internet takes to answer.
+    latency_ms: int = 0
     #: Master switch of both providers' rate limits.
     rate_limit: bool = True
     mkp_requests_per_minute: int = 60

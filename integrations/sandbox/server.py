@@ -114,6 +114,8 @@ class SandboxApp:
         )
 
     def _api_call(self, provider: str, api, req: Request, path: str) -> Response:
+        if self.config.latency_ms:
+            self.stopping.wait(self.config.latency_ms / 1000)
         fault = self.faults.draw(provider=provider, method=req.method)
         if fault is None:
             response = self._run(provider, api, req, path)

@@ -119,3 +119,33 @@ def test_an_unreadable_state_file_is_named_not_taken_for_a_port_problem(tmp_path
     assert process.returncode == 2
     assert f"cannot read {tmp_path}" in err
     assert "Cannot listen" not in err
+
+
+@pytest.mark.parametrize(("text", "ms"), [("80ms", 80), ("0.2s", 200), ("15", 15), (" 1.5 s ", 1500)])
+def test_latency_is_given_in_milliseconds_or_seconds(text, ms):
+    from integrations.sandbox.__main__ import build_parser
+
+    assert build_parser().parse_args(["--latency", text]).latency == ms
+
+
+def test_a_bad_latency_is_refused_plainly(capsys):
+    from integrations.sandbox.__main__ import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--latency", "fast"])
+    assert "'fast' is not a latency such as 80ms or 0.2s" in capsys.readouterr().err
+
+
+def test_every_api_answer_waits_for_the_latency():
+    import time
+
+    with SandboxServer(rate_limit=False, latency_ms=150, seed_invoices=1) as server:
+        headers = {"Authorization": "Bearer sandbox-mkp-key"}
+        started = time.monotonic()
+        answer = requests.get(f"{server.mkp_base_url}/customer-invoices", headers=headers, timeout=10)
+        took = time.monotonic() - started
+        assert answer.status_code == 200
+        assert took >= 0.15
+        started = time.monotonic()
+        requests.get(f"{server.admin_url}/stats", timeout=10).raise_for_status()
+        assert time.monotonic() - started < 0.15, "the sandbox's own admin answers at once"
