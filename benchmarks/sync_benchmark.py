@@ -51,23 +51,27 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import socket
-import subprocess
 import sys
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from harness import (
+    CpuUse,
+    SandboxProcess,
+    clear_mirror,
+    cpu_meter,
+    point_clients_at,
+    recreate_database,
+    setup_django,
+)
 
 COLUMNS = (
     "provider", "remote_id", "number", "customer_id", "customer_remote_id", "customer_name",
     "issue_date", "due_date", "amount", "vat_amount", "currency", "status", "paid_at",
     "remote_created_at", "remote_updated_at", "payment_link", "attachment_id", "removed_at", "raw",
-    "pdf", "pdf_sha256", "send_notification", "sync_state", "pending_action", "outcome_unknown",
+    "pdf", "pdf_name", "pdf_sha256", "send_notification", "sync_state", "pending_action", "outcome_unknown",
     "attempts", "last_error", "last_synced_at", "last_seen_at", "created_at", "updated_at",
 )  # fmt: skip
 #: What a pull writes on a conflict: the mirrored columns and the sync stamps.
@@ -79,7 +83,7 @@ UPSERT_SET = (
 )  # fmt: skip
 BATCH = 1_000
 CPUS = os.cpu_count() or 1
-SANDBOX_FLAGS = ("--seed-invoices", "0", "--no-rate-limit", "--quiet")
+SANDBOX_FLAGS = ("--seed-invoices", "0", "--no-rate-limit")
 WRITTEN_TABLES = ("invoices_invoice", "invoices_invoiceevent")
 
 
@@ -103,30 +107,6 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--database", default="backoffice_bench", help="scratch database (dropped first)")
     return parser.parse_args()
-
-
-# The scratch database -----------------------------------------------------------------------------
-def recreate_database(server: str, name: str, *, drop_only: bool = False) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        if not drop_only:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def setup_django(server: str, name: str) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ["DATABASE_URL"] = f"{server}/{name}"
-    os.environ["RATE_LIMIT_URL"] = "off"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 # Measuring ------------------------------------------------------------------------------------------
@@ -183,40 +163,6 @@ class RowStats:
         return a[0] - b[0], a[1] - b[1], a[2] - b[2]
 
 
-@dataclass
-class CpuUse:
-    """CPU seconds used over a span: by the whole machine, this process and the sandbox process."""
-
-    machine: float = 0.0
-    own: float = 0.0
-    sandbox: float = 0.0
-
-    @property
-    def rest(self) -> float:
-        """What neither this process nor the sandbox used: PostgreSQL's, on this machine."""
-        return max(self.machine - self.own - self.sandbox, 0.0)
-
-
-def machine_cpu_seconds() -> float:
-    """CPU seconds the machine has spent busy since it booted: every state but idle and iowait."""
-    with open("/proc/stat") as fh:
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fh.readline().split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def cpu_meter(result: CpuUse, sandbox: SandboxProcess | None = None):
-    """Fills ``result`` with the CPU seconds used during the block."""
-    machine, own = machine_cpu_seconds(), time.process_time()
-    sandbox_before = sandbox.cpu_seconds if sandbox is not None else 0.0
-    try:
-        yield result
-    finally:
-        result.machine = machine_cpu_seconds() - machine
-        result.own = time.process_time() - own
-        result.sandbox = sandbox.cpu_seconds - sandbox_before if sandbox is not None else 0.0
-
-
 def checkpoint() -> None:
     """Writes out what earlier steps left dirty in PostgreSQL's buffers, so each measured step
     starts from the same state and none pays for the writes of the one before."""
@@ -254,60 +200,6 @@ def rss_sampler(result: dict):
         result["maxrss_delta"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - maxrss_before) * 1024
 
 
-class SandboxProcess:
-    """The provider sandbox in its own process (``python -m integrations.sandbox``), as a remote
-    provider would be, on a free loopback port."""
-
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.mkp_base_url = f"{self.base_url}/mkp/v1"
-        self.qonto_base_url = f"{self.base_url}/qonto"
-        self.process = subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
-            [sys.executable, "-m", "integrations.sandbox", "--port", str(self.port), *SANDBOX_FLAGS],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.admin("GET", "")
-                break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise SystemExit("the sandbox process did not start") from None
-                time.sleep(0.1)
-
-    def admin(self, method: str, path: str, body: dict | None = None) -> dict:
-        import requests
-
-        response = requests.request(method, f"{self.base_url}/_sandbox{path}", json=body, timeout=600)
-        response.raise_for_status()
-        return response.json()
-
-    def seed(self, invoices: int) -> None:
-        self.admin("POST", "/reset", {})
-        self.admin("POST", "/seed", {"invoices": invoices, "seed": 1})
-
-    @property
-    def cpu_seconds(self) -> float:
-        """User plus system CPU time the sandbox process has used so far."""
-        with open(f"/proc/{self.process.pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 # One size --------------------------------------------------------------------------------------------
 @dataclass
 class Pass:
@@ -321,32 +213,6 @@ class Pass:
     counts: dict = field(default_factory=dict)
     written: dict = field(default_factory=dict)
     memory: dict = field(default_factory=dict)
-
-
-def point_clients_at(sandbox) -> None:
-    from django.conf import settings
-
-    settings.MKP_BASE_URL = sandbox.mkp_base_url
-    settings.MKP_API_KEY = "sandbox-mkp-key"
-    settings.QONTO_BASE_URL = sandbox.qonto_base_url
-    settings.QONTO_LOGIN = "sandbox-org"
-    settings.QONTO_SECRET_KEY = "sandbox-secret"
-    settings.QONTO_ACCESS_TOKEN = ""
-    settings.QONTO_REFRESH_TOKEN = ""
-    settings.QONTO_STAGING_TOKEN = ""
-    settings.RATE_LIMIT_URL = "off"
-
-
-def clear_mirror() -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE invoices_invoiceevent, invoices_actionbatchitem, invoices_invoice,"
-            " invoices_customer, invoices_syncrun, invoices_synccursor, invoices_lease,"
-            " invoices_providertoken RESTART IDENTITY CASCADE"
-        )
-        cursor.execute("VACUUM ANALYZE")
 
 
 def run_syncs(
@@ -636,7 +502,7 @@ def main() -> int:
         counter = QueryCounter()
         counter.install()
         stats = RowStats(dsn)
-        sandbox = SandboxProcess()
+        sandbox = SandboxProcess(*SANDBOX_FLAGS)
         try:
             results = [bench_size(n, dsn, counter, stats, sandbox, args.repeat) for n in sizes]
         finally:
