@@ -106,7 +106,32 @@ def parse_args() -> argparse.Namespace:
         help="runs of the full sync and of each yardstick per size; the median is reported (default 3)",
     )
     parser.add_argument("--database", default="backoffice_bench", help="scratch database (dropped first)")
+    parser.add_argument(
+        "--machinery",
+        action="store_true",
+        help="also run the full sync with each piece of performance machinery switched off in turn",
+    )
     return parser.parse_args()
+
+
+# Performance machinery, each piece switched off by replacing it for the span of a run -------------
+def _machinery_off(name: str):
+    from contextlib import nullcontext
+    from unittest import mock
+
+    from django.test import override_settings
+
+    from invoices.sync import mirror
+
+    return {
+        "page prefetch": lambda: mock.patch("invoices.sync.pages.prefetched", lambda groups: groups),
+        "parallel writers": lambda: override_settings(SYNC_WRITERS=1),
+        "collector pacing": lambda: mock.patch("invoices.sync.runs.bulk_allocations", nullcontext),
+        "PostgreSQL merge": lambda: mock.patch.object(mirror, "_upsert_set_based", mirror._upsert_with_orm),
+    }[name]()
+
+
+MACHINERY = ("page prefetch", "parallel writers", "collector pacing", "PostgreSQL merge")
 
 
 # Measuring ------------------------------------------------------------------------------------------
@@ -373,7 +398,13 @@ def median(items: list, key):
 
 
 def bench_size(
-    n: int, dsn: str, counter: QueryCounter, stats: RowStats, sandbox: SandboxProcess, repeat: int
+    n: int,
+    dsn: str,
+    counter: QueryCounter,
+    stats: RowStats,
+    sandbox: SandboxProcess,
+    repeat: int,
+    machinery: bool = False,
 ) -> dict:
     from invoices.models import Provider
     from invoices.sync import MODE_CUSTOMERS, MODE_FULL, MODE_QUICK, sync_provider
@@ -394,6 +425,16 @@ def bench_size(
         result.memory = memory
         out["fulls"].append(result)
     out["full"] = median(out["fulls"], key=lambda run: run.seconds)
+    out["without"] = {}
+    for piece in MACHINERY if machinery else ():
+        runs = []
+        for _ in range(repeat):
+            clear_mirror()
+            for provider in Provider.values:
+                sync_provider(provider=provider, mode=MODE_CUSTOMERS)
+            with _machinery_off(piece):
+                runs.append(run_syncs(full, counter, sandbox, stats))
+        out["without"][piece] = median(runs, key=lambda run: run.seconds)
     out["resync"] = run_syncs(full, counter, sandbox, stats)
     scans = [scan_step(provider, out["unseen"]) for provider in Provider.values]
     out["scan"] = run_syncs(scans, counter, sandbox, stats)
@@ -441,6 +482,11 @@ def written_text(result: Pass) -> str:
     return f"{ins + upd + dele:,} invoice rows written ({ins:,} inserted, {upd:,} updated), {events:,} events"
 
 
+def per_thousand(run: Pass) -> float:
+    """CPU seconds per 1,000 invoices of this process and PostgreSQL (not the provider's stand-in)."""
+    return (run.cpu.machine - run.cpu.sandbox) / run.invoices * 1000
+
+
 def report(out: dict) -> None:
     full, resync, scan, quick = out["full"], out["resync"], out["scan"], out["quick"]
     plain, copy, rows = out["plain"], out["copy"], out["rows"]
@@ -477,6 +523,16 @@ def report(out: dict) -> None:
         f"{spread(out['copies'], rows)}",
         f"ratios of the medians         full sync / plain upsert = {full_rate / plain_rate:.2f};"
         f" plain upsert / COPY = {plain_rate / copy_rate:.2f}",
+        f"CPU-s per 1,000 invoices     full sync {per_thousand(full):.3f} (this process and PostgreSQL;"
+        f" the sandbox's {full.cpu.sandbox / full.invoices * 1000:.3f} apart), plain upsert"
+        f" {plain.cpu.machine / rows * 1000:.3f}; full sync / plain upsert ="
+        f" {per_thousand(full) / (plain.cpu.machine / rows * 1000):.2f}",
+        *(
+            f"{piece + ' off':<30}{run.invoices / run.seconds:,.0f} invoices/s, CPU-s per 1,000"
+            f" {per_thousand(run):.3f}: time {run.seconds / full.seconds - 1:+.0%},"
+            f" CPU {per_thousand(run) / per_thousand(full) - 1:+.0%} (above 0: what the piece saves)"
+            for piece, run in out["without"].items()
+        ),
         f"CPUs the full sync needs to finish as soon as the plain upsert"
         f"  {full.cpu.machine / plain.seconds:.1f} ({full.cpu.machine:.2f} CPU-s in {plain.seconds:.2f} s;"
         f" this machine has {CPUS})",
@@ -504,7 +560,9 @@ def main() -> int:
         stats = RowStats(dsn)
         sandbox = SandboxProcess(*SANDBOX_FLAGS)
         try:
-            results = [bench_size(n, dsn, counter, stats, sandbox, args.repeat) for n in sizes]
+            results = [
+                bench_size(n, dsn, counter, stats, sandbox, args.repeat, args.machinery) for n in sizes
+            ]
         finally:
             sandbox.stop()
         stats.monitor.close()
