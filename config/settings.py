@@ -93,6 +93,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.unavailable.DatabaseUnavailableMiddleware",  # the view's database errors: a plain 503
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -184,6 +185,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Coordination shared by every process and machine -------------------------------------------------
 # Request budgets per provider: redis://... in production, a SQLite file by default, "off" for benchmarks.
 RATE_LIMIT_URL = env.str("RATE_LIMIT_URL", default=f"sqlite:///{VAR_DIR / 'ratelimit.sqlite3'}")
+# The share of every provider limit left unused (0.1: 54 of 60 a minute, 900 of 1,000 per 10 s).
+RATE_LIMIT_MARGIN = env.float("RATE_LIMIT_MARGIN", default=0.1)
 
 # Providers -------------------------------------------------------------------------------------
 MKP_API_KEY = env.str("MKP_API_KEY", default="")
@@ -204,6 +207,7 @@ PUSH_MAX_ATTEMPTS = env.int("PUSH_MAX_ATTEMPTS", default=8)
 PUSH_BACKOFF_CAP_SECONDS = env.float("PUSH_BACKOFF_CAP_SECONDS", default=900.0)
 SYNC_STALE_AFTER_MINUTES = env.int("SYNC_STALE_AFTER_MINUTES", default=60)
 MKP_SYNC_PAGE_BUDGET = env.int("MKP_SYNC_PAGE_BUDGET", default=40)
+MKP_LOOKUP_PAGES_PER_ATTEMPT = env.int("MKP_LOOKUP_PAGES_PER_ATTEMPT", default=20)
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=30.0)
 

@@ -1,8 +1,9 @@
 """The one HTTP client every provider client builds on.
 
 A ``requests.Session`` with a timeout on every request, the provider's auth headers, the shared
-rate limiter before every request (retries included), bounded retries for reads only, and every
-failure turned into a typed error from :mod:`integrations.errors`.
+rate limiter before every request (retries included; the provider's limits less a margin, at the
+client's priority: staff work or the scan), bounded retries for reads only, and every failure
+turned into a typed error from :mod:`integrations.errors`.
 """
 
 from __future__ import annotations
@@ -20,18 +21,21 @@ import orjson
 import requests
 
 from integrations import errors
-from integrations.ratelimit import RateLimiter, Window
+from integrations.ratelimit import STAFF, RateLimiter, Window
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+#: The share of every documented limit left unused: clocks differ, and the provider counts too.
+DEFAULT_MARGIN = 0.1
 READ_METHODS = frozenset({"GET", "HEAD"})
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 
 
 class BaseClient:
     provider = ""
-    #: Windows of the provider's documented request budget, shared by every worker.
+    #: Windows of the provider's documented request budget, shared by every worker. An instance
+    #: spends these less its margin (``self.windows``).
     windows: tuple[Window, ...] = ()
 
     def __init__(
@@ -43,11 +47,15 @@ class BaseClient:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         read_retries: int = 2,
         max_wait: float = 2.0,
+        priority: str = STAFF,
+        margin: float = DEFAULT_MARGIN,
         session: requests.Session | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.rate_limiter = rate_limiter
         self.rate_limit_key = rate_limit_key or self.provider
+        self.windows = tuple(w.less(margin) for w in type(self).windows)
+        self.priority = priority
         self.timeout = timeout
         self.read_retries = read_retries
         self.max_wait = max_wait
@@ -130,7 +138,13 @@ class BaseClient:
         # Credentials first: a call refused locally must not spend the shared budget.
         headers = {**self.auth_headers(), **kwargs.pop("headers", {})}
         if self.rate_limiter is not None and self.windows:
-            wait = self.rate_limiter.acquire(self.rate_limit_key, self.windows, max_wait=self.max_wait)
+            try:
+                wait = self.rate_limiter.acquire(
+                    self.rate_limit_key, self.windows, max_wait=self.max_wait, priority=self.priority
+                )
+            except errors.RateLimiterUnavailable as exc:
+                exc.provider = self.provider
+                raise
             if wait is not None:
                 raise errors.ProviderRateLimited(
                     "Our shared request budget for this provider is spent for now.",

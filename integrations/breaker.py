@@ -5,7 +5,8 @@ may get the egress IP throttled (Qonto throttles after 200 responses 401 within 
 trips the breaker under a key derived from the credentials and checks it before every request, so
 one refusal pauses every worker until the credentials change (new credentials, new key).
 
-The backends mirror :mod:`integrations.ratelimit` and can share its storage:
+The backends mirror :mod:`integrations.ratelimit` and can share its storage (a store that cannot be
+reached raises :class:`integrations.errors.RateLimiterUnavailable`, as the limiter does):
 
 - ``redis://...``: ``SET key 1 EX seconds`` (for several machines).
 - ``sqlite:///path``: a small table in a SQLite file, the rate limiter's file included.
@@ -21,8 +22,12 @@ import math
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
+
+from integrations.errors import RateLimiterUnavailable
 
 
 def fingerprint(*parts: str) -> str:
@@ -70,47 +75,55 @@ class RedisBreaker(CircuitBreaker):
     def __init__(self, url: str) -> None:
         import redis
 
-        self.redis = redis.Redis.from_url(url)
+        self.redis = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+        self.errors = (redis.RedisError,)
 
     @staticmethod
     def _name(key: str) -> str:
         return f"breaker:{key}"
 
+    def _call(self, command: str, *args, **kwargs):
+        try:
+            return getattr(self.redis, command)(*args, **kwargs)
+        except self.errors as exc:
+            raise RateLimiterUnavailable.because(exc) from exc
+
     def is_open(self, key: str) -> bool:
-        return bool(self.redis.exists(self._name(key)))
+        return bool(self._call("exists", self._name(key)))
 
     def trip(self, key: str, seconds: float) -> None:
-        self.redis.set(self._name(key), b"1", ex=max(1, math.ceil(seconds)))
+        self._call("set", self._name(key), b"1", ex=max(1, math.ceil(seconds)))
 
     def reset(self, key: str) -> None:
-        self.redis.delete(self._name(key))
+        self._call("delete", self._name(key))
 
 
 class SqliteBreaker(CircuitBreaker):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = self._connect()
-        try:
+        with self._db() as db:
             db.execute("CREATE TABLE IF NOT EXISTS breakers (key TEXT PRIMARY KEY, until REAL NOT NULL)")
-        finally:
-            db.close()
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30, isolation_level=None)
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            try:
+                yield db
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            raise RateLimiterUnavailable.because(exc) from exc
 
     def is_open(self, key: str) -> bool:
-        db = self._connect()
-        try:
+        with self._db() as db:
             row = db.execute("SELECT until FROM breakers WHERE key = ?", (key,)).fetchone()
-        finally:
-            db.close()
         return row is not None and row[0] > time.time()
 
     def trip(self, key: str, seconds: float) -> None:
         now = time.time()
-        db = self._connect()
-        try:
+        with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             db.execute("DELETE FROM breakers WHERE until <= ?", (now,))
             db.execute(
@@ -119,15 +132,10 @@ class SqliteBreaker(CircuitBreaker):
                 (key, now + seconds),
             )
             db.execute("COMMIT")
-        finally:
-            db.close()
 
     def reset(self, key: str) -> None:
-        db = self._connect()
-        try:
+        with self._db() as db:
             db.execute("DELETE FROM breakers WHERE key = ?", (key,))
-        finally:
-            db.close()
 
 
 def breaker_from_url(url: str) -> CircuitBreaker | None:

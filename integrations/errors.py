@@ -96,3 +96,26 @@ class ProviderBadResponse(ProviderError):
 
     retryable = True
     outcome_unknown = True
+
+
+class ProviderIncompleteAnswer(ProviderBadResponse):
+    """A write's answer does not account for everything sent (a Qonto import that does not name
+    every file): resolved like a lost answer. ``answered`` holds what it did account for."""
+
+    def __init__(self, message: str, *, answered: list | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.answered = answered or []
+
+
+class RateLimiterUnavailable(ProviderError):
+    """Our own shared store (``RATE_LIMIT_URL``: request budgets, the 401 breaker) cannot be reached.
+    Nothing was sent to the provider; trying again once the store is back helps."""
+
+    retryable = True
+
+    @classmethod
+    def because(cls, cause: Exception) -> RateLimiterUnavailable:
+        return cls(
+            "Our shared rate-limit store (RATE_LIMIT_URL) cannot be reached "
+            f"({type(cause).__name__}), so nothing was sent to the provider."
+        )

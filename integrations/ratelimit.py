@@ -1,16 +1,32 @@
 """A request budget shared by every process and machine that calls a provider.
 
 Sliding-window logs: a request is allowed only when every window of the provider has room, so the
-documented limits (MijnKlantportaal 60 a minute per key; Qonto 1,000 per 10 s and 10,000 per
-10 min) are never exceeded, whatever the number of workers.
+limits the clients pass (the provider's documented limits less a margin: MijnKlantportaal 60 a
+minute per key, Qonto 1,000 per 10 s and 10,000 per 10 min) are never exceeded, whatever the
+number of workers.
+
+**Staff work first.** Each request has a priority:
+
+- ``STAFF`` (pushes, refreshes, look-ups, PDFs: the default) may use the whole window.
+- ``SCAN`` (the syncs) may only take a slot while it leaves a reserve free: as many slots as staff
+  work used in the window, at least ``SCAN_RESERVE`` of it, and none at all while a staff request
+  is waiting for a slot (a staff request refused marks the key "staff waiting" until its wait is
+  over). So an idle back-office leaves almost the whole budget to the scan, and a bulk action
+  takes the budget from the scan within a window; the scan slows down instead of stopping it.
+
+Backends, with the same rule:
 
 - ``redis://...``: one Lua script per attempt, atomic, on the Redis clock (for several machines).
 - ``sqlite:///path``: a small SQLite file with ``BEGIN IMMEDIATE`` (the embedded default, for
   processes on one machine).
+
+A store that cannot be reached raises :class:`integrations.errors.RateLimiterUnavailable`: our own
+infrastructure is down, nothing was sent.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 import uuid
@@ -18,23 +34,43 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from integrations.errors import RateLimiterUnavailable
+
+STAFF = "staff"
+SCAN = "scan"
+PRIORITIES = (STAFF, SCAN)
+#: The share of each window the scan always leaves free for staff work.
+SCAN_RESERVE = 0.1
+
 
 @dataclass(frozen=True)
 class Window:
     limit: int
     seconds: float
 
+    def less(self, margin: float) -> Window:
+        """This window with ``margin`` (a share, 0.1 = 10%) kept free, at least one request left."""
+        return Window(max(1, math.floor(self.limit * (1.0 - margin) + 1e-9)), self.seconds)
+
+    @property
+    def reserve(self) -> int:
+        return max(1, math.ceil(self.limit * SCAN_RESERVE))
+
 
 class RateLimiter:
-    def try_acquire(self, key: str, windows: tuple[Window, ...]) -> float:
+    def try_acquire(self, key: str, windows: tuple[Window, ...], priority: str = STAFF) -> float:
         """Take one request from every window: 0.0 when granted, else the seconds to wait."""
         raise NotImplementedError
 
-    def acquire(self, key: str, windows: tuple[Window, ...], *, max_wait: float) -> float | None:
+    def acquire(
+        self, key: str, windows: tuple[Window, ...], *, max_wait: float, priority: str = STAFF
+    ) -> float | None:
         """Wait up to ``max_wait`` seconds for a slot. None when granted, else the seconds still to wait."""
+        if priority not in PRIORITIES:
+            raise ValueError(f"Unknown priority {priority!r}")
         deadline = time.monotonic() + max_wait
         while True:
-            wait = self.try_acquire(key, windows)
+            wait = self.try_acquire(key, windows, priority)
             if wait <= 0:
                 return None
             if time.monotonic() + wait > deadline:
@@ -42,26 +78,52 @@ class RateLimiter:
             time.sleep(wait)
 
 
+# KEYS[1]: the "staff waiting" marker; then per window: every grant, staff grants.
+# ARGV: member, priority, then per window: limit, window in ms, reserve.
 _LUA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+local staff = ARGV[2] == 'staff'
+local waiting = redis.call('PTTL', KEYS[1])
 local wait = 0
-for i, key in ipairs(KEYS) do
-  local limit = tonumber(ARGV[2 * i])
-  local window = tonumber(ARGV[2 * i + 1])
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local count = redis.call('ZCARD', key)
-  if count >= limit then
-    local freeing = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
-    local w = tonumber(freeing[2]) + window - now
+local windows = (#KEYS - 1) / 2
+for i = 1, windows do
+  local all, mine = KEYS[2 * i], KEYS[2 * i + 1]
+  local limit = tonumber(ARGV[3 * i])
+  local window = tonumber(ARGV[3 * i + 1])
+  redis.call('ZREMRANGEBYSCORE', all, '-inf', now - window)
+  redis.call('ZREMRANGEBYSCORE', mine, '-inf', now - window)
+  local count = redis.call('ZCARD', all)
+  local cap = limit
+  if not staff then
+    local reserve = math.max(tonumber(ARGV[3 * i + 2]), redis.call('ZCARD', mine))
+    cap = limit - reserve
+    if waiting > 0 then cap = 0 end
+  end
+  if count >= cap then
+    local w = window
+    if count > 0 then
+      local index = math.min(count - 1, math.max(count - cap, 0))
+      local freeing = redis.call('ZRANGE', all, index, index, 'WITHSCORES')
+      w = tonumber(freeing[2]) + window - now
+    end
+    if waiting > 0 and not staff then w = math.max(w, waiting) end
     if w < 1 then w = 1 end
     if w > wait then wait = w end
   end
 end
-if wait > 0 then return wait end
-for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, now, ARGV[1])
-  redis.call('PEXPIRE', key, tonumber(ARGV[2 * i + 1]))
+if wait > 0 then
+  if staff then redis.call('SET', KEYS[1], '1', 'PX', math.ceil(wait) + 1000) end
+  return wait
+end
+for i = 1, windows do
+  local window = tonumber(ARGV[3 * i + 1])
+  redis.call('ZADD', KEYS[2 * i], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[2 * i], window)
+  if staff then
+    redis.call('ZADD', KEYS[2 * i + 1], now, ARGV[1])
+    redis.call('PEXPIRE', KEYS[2 * i + 1], window)
+  end
 end
 return 0
 """
@@ -71,50 +133,87 @@ class RedisRateLimiter(RateLimiter):
     def __init__(self, url: str) -> None:
         import redis
 
-        self.redis = redis.Redis.from_url(url)
+        self.redis = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
         self.script = self.redis.register_script(_LUA)
+        self.errors = (redis.RedisError,)
 
-    def try_acquire(self, key: str, windows: tuple[Window, ...]) -> float:
-        keys = [f"ratelimit:{key}:{w.limit}/{w.seconds}" for w in windows]
-        args: list = [uuid.uuid4().hex]
+    def try_acquire(self, key: str, windows: tuple[Window, ...], priority: str = STAFF) -> float:
+        keys = [f"ratelimit:{key}:staff-waiting"]
+        args: list = [uuid.uuid4().hex, priority]
         for w in windows:
-            args += [w.limit, int(w.seconds * 1000)]
-        return int(self.script(keys=keys, args=args)) / 1000.0
+            # Keyed by the window's length, not its limit: processes with another margin share it.
+            keys += [f"ratelimit:{key}:{w.seconds}s", f"ratelimit:{key}:{w.seconds}s:staff"]
+            args += [w.limit, int(w.seconds * 1000), w.reserve]
+        try:
+            return int(self.script(keys=keys, args=args)) / 1000.0
+        except self.errors as exc:
+            raise RateLimiterUnavailable.because(exc) from exc
 
 
 class SqliteRateLimiter(RateLimiter):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = self._connect()
         try:
-            db.execute("CREATE TABLE IF NOT EXISTS hits (bucket TEXT NOT NULL, at REAL NOT NULL)")
-            db.execute("CREATE INDEX IF NOT EXISTS hits_bucket_at ON hits (bucket, at)")
-        finally:
-            db.close()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = self._connect()
+            try:
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS grants "
+                    "(bucket TEXT NOT NULL, at REAL NOT NULL, staff INTEGER NOT NULL)"
+                )
+                db.execute("CREATE INDEX IF NOT EXISTS grants_bucket_at ON grants (bucket, at)")
+                db.execute("CREATE TABLE IF NOT EXISTS waiting (key TEXT PRIMARY KEY, until REAL NOT NULL)")
+            finally:
+                db.close()
+        except (OSError, sqlite3.Error) as exc:
+            raise RateLimiterUnavailable.because(exc) from exc
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30, isolation_level=None)
 
-    def try_acquire(self, key: str, windows: tuple[Window, ...]) -> float:
+    def try_acquire(self, key: str, windows: tuple[Window, ...], priority: str = STAFF) -> float:
+        try:
+            return self._try_acquire(key, windows, priority == STAFF)
+        except sqlite3.Error as exc:
+            raise RateLimiterUnavailable.because(exc) from exc
+
+    def _try_acquire(self, key: str, windows: tuple[Window, ...], staff: bool) -> float:
         db = self._connect()
         try:
             db.execute("BEGIN IMMEDIATE")
             now = time.time()
+            row = db.execute("SELECT until FROM waiting WHERE key = ?", (key,)).fetchone()
+            waiting = max((row[0] - now) if row else 0.0, 0.0)
             wait = 0.0
             for w in windows:
-                bucket = f"{key}:{w.limit}/{w.seconds}"
-                db.execute("DELETE FROM hits WHERE bucket = ? AND at <= ?", (bucket, now - w.seconds))
-                rows = db.execute(
-                    "SELECT at FROM hits WHERE bucket = ? ORDER BY at DESC LIMIT 1 OFFSET ?",
-                    (bucket, w.limit - 1),
+                bucket = f"{key}:{w.seconds}s"
+                db.execute("DELETE FROM grants WHERE bucket = ? AND at <= ?", (bucket, now - w.seconds))
+                count, staff_count = db.execute(
+                    "SELECT count(*), coalesce(sum(staff), 0) FROM grants WHERE bucket = ?", (bucket,)
                 ).fetchone()
-                if rows is not None:
-                    wait = max(wait, rows[0] + w.seconds - now, 0.001)
-            if wait == 0.0:
+                cap = w.limit
+                if not staff:
+                    cap = 0 if waiting > 0 else w.limit - max(w.reserve, staff_count)
+                if count < cap:
+                    continue
+                freeing = db.execute(
+                    "SELECT at FROM grants WHERE bucket = ? ORDER BY at LIMIT 1 OFFSET ?",
+                    (bucket, min(count - 1, max(count - cap, 0))),
+                ).fetchone()
+                w_wait = freeing[0] + w.seconds - now if freeing else w.seconds
+                if not staff:
+                    w_wait = max(w_wait, waiting)
+                wait = max(wait, w_wait, 0.001)
+            if wait > 0.0 and staff:
+                db.execute(
+                    "INSERT INTO waiting (key, until) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET until = excluded.until",
+                    (key, now + wait + 1.0),
+                )
+            elif wait == 0.0:
                 db.executemany(
-                    "INSERT INTO hits (bucket, at) VALUES (?, ?)",
-                    [(f"{key}:{w.limit}/{w.seconds}", now) for w in windows],
+                    "INSERT INTO grants (bucket, at, staff) VALUES (?, ?, ?)",
+                    [(f"{key}:{w.seconds}s", now, int(staff)) for w in windows],
                 )
             db.execute("COMMIT")
             return wait

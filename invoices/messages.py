@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from integrations import errors
+from invoices.lookup import LookupUnfinished
 
 PROVIDER_NAMES = {"mkp": "MijnKlantportaal", "qonto": "Qonto"}
 
@@ -21,6 +22,10 @@ def provider_error_message(exc: errors.ProviderError) -> str:
         return f"{name} asks us to slow down; try again in {round(exc.retry_after)} seconds."
     if isinstance(exc, errors.ProviderConfigurationError):
         return f"{name} is not set up correctly: {exc}"
+    if isinstance(exc, errors.RateLimiterUnavailable):
+        return f"{exc} It is tried again automatically; tell an administrator if this lasts."
+    if isinstance(exc, LookupUnfinished):
+        return str(exc)
     if exc.retryable:
         return f"{name} could not be reached or failed ({exc}). Try again in a moment."
     return f"{name}: {exc}"

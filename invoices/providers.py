@@ -12,7 +12,7 @@ from django.db import transaction
 from integrations.breaker import breaker_from_url
 from integrations.mkp.client import MijnKlantportaalClient
 from integrations.qonto.client import QontoClient
-from integrations.ratelimit import rate_limiter_from_url
+from integrations.ratelimit import STAFF, rate_limiter_from_url
 from invoices.models import Provider, ProviderToken
 
 
@@ -48,16 +48,19 @@ def is_configured(provider: str) -> bool:
     return bool((settings.QONTO_LOGIN and settings.QONTO_SECRET_KEY) or settings.QONTO_ACCESS_TOKEN)
 
 
-def client_for(provider: str, *, max_wait: float = 2.0):
+def client_for(provider: str, *, max_wait: float = 2.0, priority: str = STAFF):
+    """A client of ``provider``. ``priority``: ``STAFF`` (the default: pushes, refreshes, look-ups)
+    or ``SCAN`` (the syncs, which take only what staff work leaves; see integrations.ratelimit)."""
     limiter = _rate_limiter(settings.RATE_LIMIT_URL)
     timeout = (settings.PROVIDER_CONNECT_TIMEOUT, settings.PROVIDER_READ_TIMEOUT)
+    budget = {"priority": priority, "margin": settings.RATE_LIMIT_MARGIN, "max_wait": max_wait}
     if provider == Provider.MKP:
         return MijnKlantportaalClient(
             api_key=settings.MKP_API_KEY,
             base_url=settings.MKP_BASE_URL,
             rate_limiter=limiter,
-            max_wait=max_wait,
             timeout=timeout,
+            **budget,
         )
     if provider == Provider.QONTO:
         return QontoClient(
@@ -73,7 +76,7 @@ def client_for(provider: str, *, max_wait: float = 2.0):
             token_store=DatabaseTokenStore(provider),
             breaker=_breaker(settings.RATE_LIMIT_URL),
             rate_limiter=limiter,
-            max_wait=max_wait,
             timeout=timeout,
+            **budget,
         )
     raise ValueError(f"Unknown provider {provider!r}")

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from integrations import errors
 from integrations.types import PdfFile, RemoteInvoice
+from invoices import lookup
 from invoices.messages import provider_error_message
 from invoices.models import ActionBatchItem, Invoice, InvoiceEvent, PendingAction, Provider, SyncState
 from invoices.providers import client_for
@@ -35,7 +36,8 @@ CLAIM_STALE_AFTER = timedelta(minutes=10)
 class PushResult:
     done: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
-    #: Seconds until the next attempt, for the rows that will be retried.
+    #: The rows that will be retried, and the seconds until the first of them is due.
+    retrying: list[int] = field(default_factory=list)
     retry_in: float | None = None
 
 
@@ -112,6 +114,9 @@ def _run(result: PushResult, invoices: list[Invoice], send) -> None:
         _handle_error(result, invoices, exc)
         return
     for invoice, remote in zip(invoices, answers, strict=True):
+        if isinstance(remote, errors.ProviderError):  # this one alone failed
+            _handle_error(result, [invoice], remote)
+            continue
         record = _record_removed if isinstance(remote, Removed) else _record_success
         try:
             record(invoice, remote)
@@ -126,9 +131,12 @@ def _create_mkp(invoices: list[Invoice]) -> list[RemoteInvoice]:
     (invoice,) = invoices
     client = client_for(Provider.MKP)
     if invoice.outcome_unknown:
-        found = client.find_invoice_by_number(invoice.number)
+        found = lookup.find_lost_create(client, invoice)
         if found is not None:
             return [found]
+        # Every page read, and it is not there: the create never went through.
+        Invoice.objects.filter(pk=invoice.pk).update(outcome_unknown=False)
+    lookup.forget(invoice)
     return [
         client.create_invoice(
             customer_id=invoice.customer.remote_id if invoice.customer else invoice.customer_remote_id,
@@ -143,13 +151,21 @@ def _create_mkp(invoices: list[Invoice]) -> list[RemoteInvoice]:
     ]
 
 
-def _create_qonto(invoices: list[Invoice]) -> list[RemoteInvoice | Removed]:
+def _create_qonto(invoices: list[Invoice]) -> list[RemoteInvoice | Removed | errors.ProviderError]:
     client = client_for(Provider.QONTO)
     files = [_pdf(invoice) for invoice in invoices]
     key = hashlib.sha256("|".join(f"{i.pk}:{i.pdf_sha256}" for i in invoices).encode()).hexdigest()
-    imported = dict(client.import_invoices(files, idempotency_key=key))
-    answers: list[RemoteInvoice | Removed] = []
+    try:
+        imported, incomplete = dict(client.import_invoices(files, idempotency_key=key)), None
+    except errors.ProviderIncompleteAnswer as exc:
+        # The files it named are imported; the others are retried like a lost answer, in a batch
+        # of their own (so under another idempotency key, whose answer Qonto has not cached).
+        imported, incomplete = dict(exc.answered), exc
+    answers: list[RemoteInvoice | Removed | errors.ProviderError] = []
     for file in files:
+        if file.name not in imported:
+            answers.append(incomplete)
+            continue
         try:
             answers.append(client.get_invoice(imported[file.name]))
         except errors.ProviderNotFound:
@@ -246,6 +262,7 @@ def _settle(row: Invoice, now: datetime) -> None:
     row.sync_state = SyncState.SYNCED
     row.pending_action = PendingAction.NONE
     row.outcome_unknown = False
+    row.lookup_next_page = None
     row.last_error = ""
     row.next_attempt_at = None
     row.claimed_at = None
@@ -294,26 +311,30 @@ def _web_page(exc: errors.ProviderError) -> bool:
 
 
 def _may_have_written(exc: errors.ProviderError) -> bool:
-    """Whether the change may have been made although the request failed."""
-    if exc.outcome_unknown or _web_page(exc):
-        return True
-    # A 429 the provider sent (our own limiter sends nothing) is meant as a refusal, but a gateway
-    # can answer it after the request went through: a create looks before it is sent again.
-    return isinstance(exc, errors.ProviderRateLimited) and exc.status_code is not None
+    """Whether the change may have been made although the request failed. A 429 is a refusal:
+    the provider did not apply the request (and our own limiter sent nothing)."""
+    return exc.outcome_unknown or _web_page(exc)
+
+
+def _delay(invoices: list[Invoice], exc: errors.ProviderError) -> float | None:
+    """Seconds until the next attempt, or None when trying again cannot help."""
+    if isinstance(exc, errors.ProviderRateLimited):
+        return max(exc.retry_after, 1.0)
+    if not (exc.retryable or _web_page(exc)):
+        return None
+    backoff = backoff_seconds(max(i.attempts for i in invoices), cap=settings.PUSH_BACKOFF_CAP_SECONDS)
+    return max(getattr(exc, "retry_after", 0.0), backoff)
 
 
 def _handle_error(result: PushResult, invoices: list[Invoice], exc: errors.ProviderError) -> None:
-    if isinstance(exc, errors.ProviderRateLimited):
-        delay = max(exc.retry_after, 1.0)
-    elif exc.retryable or _web_page(exc):
-        delay = backoff_seconds(max(i.attempts for i in invoices), cap=settings.PUSH_BACKOFF_CAP_SECONDS)
-    else:
+    delay = _delay(invoices, exc)
+    if delay is None:
         _fail(result, invoices, exc)
         return
     if all(i.attempts >= settings.PUSH_MAX_ATTEMPTS for i in invoices) and not isinstance(
         exc, errors.ProviderRateLimited
     ):
-        _fail(result, invoices, exc, suffix=f" Gave up after {invoices[0].attempts} attempts.")
+        _fail(result, invoices, exc, suffix=_gave_up(invoices[0], exc))
         return
     now = timezone.now()
     for invoice in invoices:
@@ -331,12 +352,29 @@ def _handle_error(result: PushResult, invoices: list[Invoice], exc: errors.Provi
             values["outcome_unknown"] = True
         if not Invoice.objects.filter(pk=invoice.pk, sync_state=SyncState.SENDING).update(**values):
             continue  # absorbed meanwhile by the row of the create that made it
-        InvoiceEvent.objects.create(
-            invoice=invoice,
-            kind=InvoiceEvent.Kind.PUSH_RETRY,
-            message=f"{provider_error_message(exc)} Next attempt in {round(delay)} s.",
-        )
+        _note_retry(invoice, f"{provider_error_message(exc)} Next attempt in {round(delay)} s.", now)
+        result.retrying.append(invoice.pk)
     result.retry_in = delay if result.retry_in is None else min(result.retry_in, delay)
+
+
+def _gave_up(invoice: Invoice, exc: errors.ProviderError) -> str:
+    if isinstance(exc, lookup.LookupUnfinished):
+        return (
+            f" Gave up after {invoice.attempts} attempts: it may or may not be at MijnKlantportaal."
+            " Check there; “Send again” goes on with the look-up."
+        )
+    return f" Gave up after {invoice.attempts} attempts."
+
+
+def _note_retry(invoice: Invoice, message: str, now: datetime) -> None:
+    """One history row for a run of retries: counted on the last row when that is a retry too."""
+    last = invoice.events.order_by("-at", "-pk").first()
+    if last is not None and last.kind == InvoiceEvent.Kind.PUSH_RETRY:
+        InvoiceEvent.objects.filter(pk=last.pk).update(count=F("count") + 1, last_at=now, message=message)
+        return
+    InvoiceEvent.objects.create(
+        invoice=invoice, kind=InvoiceEvent.Kind.PUSH_RETRY, message=message, last_at=now
+    )
 
 
 def _fail(result: PushResult, invoices: list[Invoice], exc: errors.ProviderError, suffix: str = "") -> None:

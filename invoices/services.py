@@ -1,10 +1,13 @@
 """What staff can ask for. Each service checks the input, records the intent on the invoice row
-(the outbox) with its history, and queues the push after commit. Nothing here calls a provider."""
+(the outbox) with its history, then either queues the push after commit or, for a single action
+staff wait on (``..._and_send``, ``invoice_send``), sends it now through the outbox and queues only
+the retry, with its countdown. One route per action: never both."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -14,12 +17,16 @@ from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation, ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 from django.utils.text import get_valid_filename
+from kombu.exceptions import OperationalError as BrokerUnavailable
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
 from integrations.qonto.mappers import latest_allowed_paid_on
+from invoices import push
 from invoices.models import (
     ActionBatch,
     ActionBatchItem,
@@ -34,11 +41,34 @@ from invoices.models import (
 from invoices.providers import is_configured
 from invoices.sync import MODES
 
+logger = logging.getLogger(__name__)
 
-def _enqueue(invoice_ids: list[int]) -> None:
+BROKER_DOWN = (
+    "The task queue (CELERY_BROKER_URL) cannot be reached: the outbox sweep sends it once it is back."
+)
+
+
+def _enqueue(invoice_ids: list[int], *, countdown: float | None = None) -> None:
+    """Queue the push after commit (in ``countdown`` seconds, for a retry)."""
+    transaction.on_commit(lambda: _queue(invoice_ids, countdown))
+
+
+def _queue(invoice_ids: list[int], countdown: float | None) -> None:
     from invoices.tasks import push_invoices
 
-    transaction.on_commit(lambda: push_invoices.delay(invoice_ids))
+    try:
+        if countdown is None:
+            push_invoices.delay(invoice_ids)
+        else:
+            push_invoices.apply_async((invoice_ids,), countdown=countdown)
+    except (BrokerUnavailable, OSError) as exc:
+        # The rows stay pending, saying why; the sweep finds them (next_attempt_at) and sends them.
+        logger.warning("could not queue the push of %s: %s", invoice_ids, exc)
+        rows = Invoice.objects.filter(pk__in=invoice_ids, sync_state=SyncState.PENDING)
+        rows.filter(last_error="").update(last_error=BROKER_DOWN)
+        rows.exclude(last_error="").exclude(last_error__endswith=BROKER_DOWN).update(
+            last_error=Concat(F("last_error"), Value(f" {BROKER_DOWN}"))
+        )
 
 
 # Input checks ------------------------------------------------------------------------------------
@@ -141,6 +171,13 @@ def _display_name(name: str) -> str:
 
 def invoice_request_create(*, invoice: Invoice, actor) -> None:
     """Queue the create at the provider (a draft, or a create that failed earlier)."""
+    with transaction.atomic():
+        _request_create(invoice, actor)
+        _enqueue([invoice.pk])
+    invoice.refresh_from_db()
+
+
+def _request_create(invoice: Invoice, actor) -> None:
     if invoice.remote_id:
         raise ValidationError(f"{invoice} is already at {invoice.get_provider_display()}.")
     if invoice.sync_state not in (SyncState.LOCAL_DRAFT, SyncState.FAILED):
@@ -160,8 +197,6 @@ def invoice_request_create(*, invoice: Invoice, actor) -> None:
         if not updated:
             raise ValidationError(f"{invoice} changed meanwhile; reload the page.")
         InvoiceEvent.objects.create(invoice=invoice, kind=InvoiceEvent.Kind.CREATE_REQUESTED, actor=actor)
-        _enqueue([invoice.pk])
-    invoice.refresh_from_db()
 
 
 def invoice_create_from_pdf(*, provider: str, pdf_name: str, pdf_content: bytes, actor, **fields) -> Invoice:
@@ -171,6 +206,17 @@ def invoice_create_from_pdf(*, provider: str, pdf_name: str, pdf_content: bytes,
         )
         invoice_request_create(invoice=invoice, actor=actor)
     return invoice
+
+
+def invoice_create_and_send(*, provider: str, pdf_name: str, pdf_content: bytes, actor, **fields) -> Sent:
+    """Keep the upload and send it at once: staff see the provider's answer."""
+    with transaction.atomic():
+        invoice = invoice_create_draft(
+            provider=provider, pdf_name=pdf_name, pdf_content=pdf_content, actor=actor, **fields
+        )
+        _request_create(invoice, actor)
+    (sent,) = _send_now([invoice])
+    return sent
 
 
 # Marking paid ------------------------------------------------------------------------------------
@@ -230,16 +276,28 @@ def _check_paid_at(invoices: Iterable[Invoice], paid_at: datetime) -> None:
 
 def invoice_mark_paid(*, invoice: Invoice, paid_at: datetime, actor) -> None:
     """Queue marking one invoice paid; raises ValidationError with the reason when it cannot be."""
+    with transaction.atomic():
+        _request_mark_paid(invoice, paid_at, actor)
+        _enqueue([invoice.pk])
+    invoice.refresh_from_db()
+
+
+def invoice_mark_paid_and_send(*, invoice: Invoice, paid_at: datetime, actor) -> Sent:
+    """Mark one invoice paid at the provider now: staff see the provider's answer."""
+    with transaction.atomic():
+        _request_mark_paid(invoice, paid_at, actor)
+    (sent,) = _send_now([invoice])
+    return sent
+
+
+def _request_mark_paid(invoice: Invoice, paid_at: datetime, actor) -> None:
     _check_paid_at([invoice], paid_at)
     try:
         _check_can_mark_paid(invoice)
     except Skip as exc:
         raise ValidationError(f"{invoice} cannot be marked paid: {exc}.") from exc
-    with transaction.atomic():
-        if not _record_mark_paid(invoice, paid_at=paid_at, actor=actor):
-            raise ValidationError(f"{invoice} changed meanwhile; reload the page.")
-        _enqueue([invoice.pk])
-    invoice.refresh_from_db()
+    if not _record_mark_paid(invoice, paid_at=paid_at, actor=actor):
+        raise ValidationError(f"{invoice} changed meanwhile; reload the page.")
 
 
 @dataclass
@@ -286,12 +344,26 @@ def invoices_bulk_mark_paid(*, invoices: Iterable[Invoice], paid_at: datetime, a
 
 
 def invoices_bulk_request_create(*, invoices: Iterable[Invoice], actor) -> BatchReport:
+    return _bulk_request_create(
+        invoices, actor, lambda invoice: invoice_request_create(invoice=invoice, actor=actor)
+    )
+
+
+def invoices_create_and_send(*, invoices: list[Invoice], actor) -> list[Sent]:
+    """Send drafts at once (Qonto: five files a request); one plain sentence per invoice."""
+    report = _bulk_request_create(invoices, actor, lambda invoice: _request_create(invoice, actor))
+    skipped = dict(report.skipped)
+    sent = {s.invoice.pk: s for s in _send_now(report.queued)} if report.queued else {}
+    return [sent.get(i.pk) or Sent(i, Sent.FAILED, f"not sent: {skipped.get(i, '')}") for i in invoices]
+
+
+def _bulk_request_create(invoices: Iterable[Invoice], actor, request_create) -> BatchReport:
     with transaction.atomic():
         report = BatchReport(ActionBatch.objects.create(kind=PendingAction.CREATE, actor=actor))
         items = []
         for invoice in invoices:
             try:
-                invoice_request_create(invoice=invoice, actor=actor)
+                request_create(invoice)
             except ValidationError as exc:
                 reason = " ".join(exc.messages)
                 report.skipped.append((invoice, reason))
@@ -304,23 +376,81 @@ def invoices_bulk_request_create(*, invoices: Iterable[Invoice], actor) -> Batch
 
 
 def invoice_retry(*, invoice: Invoice, actor) -> None:
-    """Send a failed change again, as staff asked."""
+    """Queue a failed change again, as staff asked (a create goes on with its look-up, if any)."""
+    with transaction.atomic():
+        _request_again(invoice, actor)
+        _enqueue([invoice.pk])
+    invoice.refresh_from_db()
+
+
+def invoice_send(*, invoice: Invoice, actor) -> Sent:
+    """The invoice page's "Send": a draft's create, or a failed change again, sent now."""
+    with transaction.atomic():
+        if invoice.sync_state == SyncState.FAILED:
+            _request_again(invoice, actor)
+        else:
+            _request_create(invoice, actor)
+    (sent,) = _send_now([invoice])
+    return sent
+
+
+def _request_again(invoice: Invoice, actor) -> None:
     if invoice.sync_state != SyncState.FAILED:
         raise ValidationError(f"{invoice} has nothing to retry.")
     if not invoice.remote_id:
-        invoice_request_create(invoice=invoice, actor=actor)
+        _request_create(invoice, actor)
         return
     if invoice.pending_action != PendingAction.MARK_PAID:
         raise ValidationError(f"{invoice} has nothing to retry.")
-    with transaction.atomic():
-        Invoice.objects.filter(pk=invoice.pk, sync_state=SyncState.FAILED).update(
-            sync_state=SyncState.PENDING, attempts=0, next_attempt_at=None
-        )
-        InvoiceEvent.objects.create(
-            invoice=invoice, kind=InvoiceEvent.Kind.PAYMENT_REQUESTED, actor=actor, message="Retry."
-        )
-        _enqueue([invoice.pk])
-    invoice.refresh_from_db()
+    Invoice.objects.filter(pk=invoice.pk, sync_state=SyncState.FAILED).update(
+        sync_state=SyncState.PENDING, attempts=0, next_attempt_at=None
+    )
+    InvoiceEvent.objects.create(
+        invoice=invoice, kind=InvoiceEvent.Kind.PAYMENT_REQUESTED, actor=actor, message="Retry."
+    )
+
+
+# Sending now -------------------------------------------------------------------------------------
+@dataclass
+class Sent:
+    """Where one invoice stands after it was sent in the request, in one plain sentence."""
+
+    DONE, FAILED, WAITING = "done", "failed", "waiting"
+
+    invoice: Invoice
+    outcome: str
+    text: str
+
+
+def _send_now(invoices: list[Invoice]) -> list[Sent]:
+    """Push now; what will be retried is queued with its countdown (the sweep is the safety net)."""
+    result = push.push_invoices([i.pk for i in invoices])
+    if result.retrying:
+        _enqueue(result.retrying, countdown=result.retry_in)
+    sent = []
+    for invoice in invoices:
+        invoice.refresh_from_db()
+        if invoice.pk in result.failed:
+            outcome = Sent.FAILED
+        else:
+            outcome = Sent.DONE if invoice.pk in result.done else Sent.WAITING
+        sent.append(Sent(invoice, outcome, _describe(invoice, result)))
+    return sent
+
+
+def _describe(invoice: Invoice, result: push.PushResult) -> str:
+    provider = invoice.get_provider_display()
+    if invoice.pk in result.failed:
+        return f"not done. {result.failed[invoice.pk]} Your upload is kept; correct it and send again."
+    if invoice.sync_state == SyncState.SYNCED:
+        if invoice.status == InvoiceStatus.PAID and invoice.paid_at:
+            return f"confirmed by {provider} (paid {timezone.localtime(invoice.paid_at):%Y-%m-%d %H:%M})."
+        return f"confirmed by {provider}."
+    if invoice.sync_state == SyncState.LOCAL_DRAFT:
+        return "saved as a local draft."
+    if invoice.last_error:
+        return f"not confirmed yet ({invoice.last_error}); it will be sent again automatically."
+    return f"queued for {provider}."
 
 
 # Syncing by hand ---------------------------------------------------------------------------------

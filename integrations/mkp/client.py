@@ -93,7 +93,7 @@ class MijnKlantportaalClient(BaseClient):
         send_notification: bool = False,
     ) -> RemoteInvoice:
         """Upload a PDF invoice (multipart). Not retried here: MKP has no idempotency key, so after a
-        timeout use :meth:`find_invoice_by_number` to learn whether the invoice was created."""
+        timeout the invoice is looked for in the list (``invoices.lookup``) before it is sent again."""
         fields = {
             "customerId": customer_id,
             "invoiceNumber": number,
@@ -121,14 +121,6 @@ class MijnKlantportaalClient(BaseClient):
     def download_invoice_pdf(self, invoice_id: str) -> bytes:
         link, _expires_at = self.invoice_pdf_link(invoice_id)
         return self.download_pdf(link, of=f"invoice {invoice_id}")
-
-    def find_invoice_by_number(self, number: str, *, start_page: int = 1) -> RemoteInvoice | None:
-        """The first invoice whose number is exactly ``number``. MKP has no filter: walks every page."""
-        for page in self.iter_invoices(start_page):
-            for invoice in page.items:
-                if invoice.number == number:
-                    return invoice
-        return None
 
     # Customers -----------------------------------------------------------------------------------
     def list_customers(self, page: int = 1) -> Page[RemoteCustomer]:

@@ -236,14 +236,24 @@ class QontoClient(BaseClient):
     ) -> list[tuple[str, str]]:
         """``POST /v2/client_invoices/bulk``: import issued invoices as they are.
 
-        Returns ``[(file_name, invoice_id), ...]``. Qonto answers a file imported before with the
-        existing invoice id, so repeating an import is safe.
+        Returns ``[(file_name, invoice_id), ...]``, one per file sent. Qonto answers a file imported
+        before with the existing invoice id, so repeating an import is safe; an answer that does
+        not name every file sent raises :class:`errors.ProviderIncompleteAnswer`.
         """
         headers = {"X-Qonto-Idempotency-Key": idempotency_key} if idempotency_key else {}
         data = self.request(
             "POST", "/v2/client_invoices/bulk", files=mappers.import_parts(files), headers=headers
         )
-        return mappers.imported_invoices_from_payload(data)
+        imported = mappers.imported_invoices_from_payload(data)
+        named = {name for name, _ in imported}
+        missing = [file.name for file in files if file.name not in named]
+        if missing:
+            raise errors.ProviderIncompleteAnswer(
+                f"Qonto's answer to the import does not name {', '.join(missing)}.",
+                provider=self.provider,
+                answered=imported,
+            )
+        return imported
 
     # Attachments -------------------------------------------------------------------------------
     def get_attachment_url(self, attachment_id: str) -> str:

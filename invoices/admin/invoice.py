@@ -26,9 +26,16 @@ class EventInline(admin.TabularInline):
     model = InvoiceEvent
     extra = 0
     can_delete = False
-    fields = ("at", "kind", "actor", "message")
+    fields = ("at", "what", "actor", "message")
     readonly_fields = fields
     verbose_name_plural = "history"
+
+    @admin.display(description="kind")
+    def what(self, event: InvoiceEvent) -> str:
+        """A repeated event is one row: "Will retry (12 times, last 21:04)"."""
+        if event.count > 1 and event.last_at:
+            return f"{event.get_kind_display()} ({event.count} times, last {timezone.localtime(event.last_at):%H:%M})"
+        return event.get_kind_display()
 
     def has_add_permission(self, request, obj=None):
         return False

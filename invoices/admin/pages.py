@@ -14,11 +14,10 @@ from django.http import FileResponse, HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import ngettext
 
 from integrations import errors
-from invoices import push, services
+from invoices import services
 from invoices.forms import MarkPaidForm, MkpInvoiceForm, QontoUploadForm
 from invoices.messages import provider_error_message
 from invoices.models import Customer, Invoice, InvoiceStatus, Provider, SyncState
@@ -97,27 +96,31 @@ class InvoicePages:
         upload = data["pdf"]
         fields = {
             k: data[k]
-            for k in ("customer", "number", "issue_date", "due_date", "amount", "send_notification")
-        }
-        create = services.invoice_create_draft if draft else services.invoice_create_from_pdf
-        try:
-            invoice = create(
-                provider=Provider.MKP,
-                pdf_name=upload.name,
-                pdf_content=upload.read(),
-                actor=request.user,
-                paid_at=data["paid_at"],
-                **fields,
+            for k in (
+                "customer",
+                "number",
+                "issue_date",
+                "due_date",
+                "amount",
+                "paid_at",
+                "send_notification",
             )
+        }
+        fields.update(pdf_name=upload.name, pdf_content=upload.read(), actor=request.user)
+        try:
+            if draft:
+                invoice = services.invoice_create_draft(provider=Provider.MKP, **fields)
+            else:
+                sent = services.invoice_create_and_send(provider=Provider.MKP, **fields)
         except ValidationError as exc:
             form.add_error(None, exc)
             return None
-        if draft:
-            self.message_user(
-                request, f"Invoice {invoice} saved as a local draft; it is not at MijnKlantportaal yet."
-            )
-        else:
-            self._report_push(request, push.push_invoices([invoice.pk]), invoice)
+        if not draft:
+            self._report_sent(request, sent)
+            return self._back(sent.invoice.pk)
+        self.message_user(
+            request, f"Invoice {invoice} saved as a local draft; it is not at MijnKlantportaal yet."
+        )
         return self._back(invoice.pk)
 
     def _add_qonto(
@@ -138,24 +141,20 @@ class InvoicePages:
                 continue
             created.append(invoice)
         if not draft and created:
-            report = services.invoices_bulk_request_create(invoices=created, actor=request.user)
-            outcome = push.push_invoices([i.pk for i in report.queued])
+            for sent in services.invoices_create_and_send(invoices=created, actor=request.user):
+                results.append((sent.invoice.pdf_display_name, sent.text, sent.invoice))
         else:
-            outcome = push.PushResult()
-        for invoice in created:
-            invoice.refresh_from_db()
-            results.append((invoice.pdf_display_name, describe(invoice, outcome), invoice))
+            for invoice in created:
+                results.append((invoice.pdf_display_name, "saved as a local draft.", invoice))
         return results
 
-    def _report_push(self, request, outcome: push.PushResult, invoice: Invoice) -> None:
-        invoice.refresh_from_db()
-        text = describe(invoice, outcome)
-        level = (
-            messages.ERROR
-            if invoice.pk in outcome.failed
-            else (messages.SUCCESS if invoice.pk in outcome.done else messages.WARNING)
-        )
-        self.message_user(request, f"{invoice}: {text}", level)
+    def _report_sent(self, request, sent: services.Sent) -> None:
+        level = {
+            services.Sent.DONE: messages.SUCCESS,
+            services.Sent.FAILED: messages.ERROR,
+            services.Sent.WAITING: messages.WARNING,
+        }[sent.outcome]
+        self.message_user(request, f"{sent.invoice}: {sent.text}", level)
 
     # Acting on one invoice -----------------------------------------------------------------------
     def mark_paid_view(self, request, pk: int):
@@ -179,14 +178,11 @@ class InvoicePages:
         )
         if request.method == "POST":
             try:
-                if failed:
-                    services.invoice_retry(invoice=invoice, actor=request.user)
-                else:
-                    services.invoice_request_create(invoice=invoice, actor=request.user)
+                sent = services.invoice_send(invoice=invoice, actor=request.user)
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
                 return self._back(pk)
-            self._report_push(request, push.push_invoices([invoice.pk]), invoice)
+            self._report_sent(request, sent)
         return self._back(pk)
 
     def fetch_pdf_view(self, request, pk: int):
@@ -238,10 +234,10 @@ class InvoicePages:
         if form.is_bound and form.is_valid():
             try:
                 if single is not None:
-                    services.invoice_mark_paid(
+                    sent = services.invoice_mark_paid_and_send(
                         invoice=single, paid_at=form.cleaned_data["paid_at"], actor=request.user
                     )
-                    self._report_push(request, push.push_invoices([single.pk]), single)
+                    self._report_sent(request, sent)
                     return self._back(single.pk)
                 report = services.invoices_bulk_mark_paid(
                     invoices=invoices, paid_at=form.cleaned_data["paid_at"], actor=request.user
@@ -316,19 +312,3 @@ class InvoicePages:
             )
         for pk, reason in outcome["failed"].items():
             self.message_user(request, f"Invoice #{pk} could not be refreshed: {reason}", messages.ERROR)
-
-
-def describe(invoice: Invoice, outcome: push.PushResult) -> str:
-    """One plain sentence about where an invoice stands after a push attempt."""
-    provider = invoice.get_provider_display()
-    if invoice.pk in outcome.failed:
-        return f"not done. {outcome.failed[invoice.pk]} Your upload is kept; correct it and send again."
-    if invoice.sync_state == SyncState.SYNCED:
-        if invoice.status == InvoiceStatus.PAID and invoice.paid_at:
-            return f"confirmed by {provider} (paid {timezone.localtime(invoice.paid_at):%Y-%m-%d %H:%M})."
-        return f"confirmed by {provider}."
-    if invoice.sync_state == SyncState.LOCAL_DRAFT:
-        return "saved as a local draft."
-    if invoice.last_error:
-        return f"not confirmed yet ({invoice.last_error}); it will be sent again automatically."
-    return f"queued for {provider}."

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from integrations import errors
+from integrations.ratelimit import SCAN
 from invoices.models import Provider, SyncRun
 from invoices.providers import client_for
 from invoices.sync import leases
@@ -40,7 +41,7 @@ def sync_provider(*, provider: str, mode: str = MODE_QUICK) -> SyncRun:
                 provider=provider, kind=mode, status=SyncRun.Status.SKIPPED, finished_at=timezone.now()
             )
         run = SyncRun.objects.create(provider=provider, kind=mode)
-        client = client_for(provider, max_wait=settings.SYNC_MAX_WAIT_SECONDS)
+        client = client_for(provider, max_wait=settings.SYNC_MAX_WAIT_SECONDS, priority=SCAN)
         recorder = RunRecorder(run, client)
         renew = lambda: leases.acquire(lease_name, holder=holder, ttl=LEASE_TTL)  # noqa: E731
         status, error = SyncRun.Status.SUCCEEDED, ""

@@ -1,0 +1,105 @@
+"""The look-up of a MijnKlantportaal create whose answer was lost.
+
+MijnKlantportaal has no idempotency key and no filter by number: whether our create went through
+can only be learnt from its list, which is in creation order (a create that went through sits on
+the last pages). So the look-up reads it newest first, at most ``MKP_LOOKUP_PAGES_PER_ATTEMPT``
+pages an attempt, and keeps the next page to read on the row (``Invoice.lookup_next_page``): the
+next attempt, or staff's "Send again", goes on where this one stopped.
+
+The first attempt starts on the page after the invoices the mirror knows and reads forward to the
+end of the list (what was created since the last sync), then the look-up reads downward to page 1.
+Reading downward, a deletion at the provider moves invoices onto pages still to be read, never
+onto pages already read. Only a look-up that read page 1 proves the invoice absent.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from integrations import errors
+from integrations.types import RemoteInvoice
+from invoices.models import Invoice, Provider
+
+PAGE_SIZE = 15  # invoices on one MijnKlantportaal list page
+
+#: ``lookup_next_page`` of a look-up that read every page.
+DONE = 0
+
+
+class LookupUnfinished(errors.ProviderError):
+    """This attempt's pages are spent, or reading one failed: the look-up goes on next attempt.
+    Unlike a wait for the budget, it counts as an attempt."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float = 0.0) -> None:
+        super().__init__(message, provider=Provider.MKP)
+        self.retry_after = retry_after
+
+
+def find_lost_create(client, invoice: Invoice) -> RemoteInvoice | None:
+    """The invoice our lost create made, or None when every page was read without finding it.
+    Raises :class:`LookupUnfinished` when this attempt could not finish."""
+    pages = _Pages(client, invoice, settings.MKP_LOOKUP_PAGES_PER_ATTEMPT)
+    try:
+        if invoice.lookup_next_page is None:
+            start = _first_page_to_read(invoice)
+            number: int | None = start
+            while number is not None:
+                found, number = pages.read(number)
+                if found is not None:
+                    return found
+            _remember(invoice, start - 1)
+        while invoice.lookup_next_page > DONE:
+            found, _ = pages.read(invoice.lookup_next_page)
+            if found is not None:
+                return found
+            _remember(invoice, invoice.lookup_next_page - 1)
+    except errors.ProviderError as exc:
+        raise LookupUnfinished(
+            f"Looking for it at MijnKlantportaal was interrupted ({exc}); {_left(invoice)}",
+            retry_after=getattr(exc, "retry_after", 0.0),
+        ) from exc
+    return None
+
+
+def forget(invoice: Invoice) -> None:
+    """A new create is about to be sent: a later look-up starts afresh."""
+    _remember(invoice, None)
+
+
+class _Pages:
+    """Reads pages up to this attempt's budget."""
+
+    def __init__(self, client, invoice: Invoice, budget: int) -> None:
+        self.client, self.invoice, self.left = client, invoice, budget
+
+    def read(self, number: int) -> tuple[RemoteInvoice | None, int | None]:
+        if self.left <= 0:
+            raise LookupUnfinished(
+                f"Its answer was lost, so it is looked for at MijnKlantportaal; {_left(self.invoice)}"
+            )
+        self.left -= 1
+        page = self.client.list_invoices(page=number)
+        found = next((item for item in page.items if item.number == self.invoice.number), None)
+        return found, page.next_page
+
+
+def _first_page_to_read(invoice: Invoice) -> int:
+    known = (
+        Invoice.objects.filter(provider=Provider.MKP, remote_id__isnull=False, removed_at__isnull=True)
+        .exclude(pk=invoice.pk)
+        .count()
+    )
+    return known // PAGE_SIZE + 1
+
+
+def _remember(invoice: Invoice, next_page: int | None) -> None:
+    invoice.lookup_next_page = next_page
+    Invoice.objects.filter(pk=invoice.pk).update(lookup_next_page=next_page)
+
+
+def _left(invoice: Invoice) -> str:
+    if invoice.lookup_next_page is None:
+        return "it goes on with the newest pages."
+    return f"pages {invoice.lookup_next_page} down to 1 are still to be read."
