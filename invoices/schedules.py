@@ -16,6 +16,7 @@ MINUTES = IntervalSchedule.MINUTES
 SCHEDULES = [
     # (name, task, args, every (minutes) or crontab dict)
     ("Push pending changes (sweep)", "invoices.tasks.sweep_outbox", [], 1),
+    ("Sync runs: mark those whose worker stopped", "invoices.tasks.sweep_sync_runs", [], 1),
     ("MijnKlantportaal: sync invoices", "invoices.tasks.sync_provider", ["mkp", "quick"], 1),
     ("MijnKlantportaal: sync customers", "invoices.tasks.sync_provider", ["mkp", "customers"], 30),
     ("Qonto: sync changed invoices", "invoices.tasks.sync_provider", ["qonto", "quick"], 1),

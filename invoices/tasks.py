@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from invoices import push, sync
-from invoices.models import Invoice, Provider
+from invoices.models import Invoice, Provider, SyncRun
 from invoices.providers import is_configured
+from invoices.sync.runs import abandon_stopped_runs
 
 
 @shared_task(bind=True, max_retries=None, acks_late=True)
@@ -30,12 +32,26 @@ def sweep_outbox() -> int:
     return len(due)
 
 
-@shared_task(acks_late=True)
-def sync_provider(provider: str, mode: str = sync.MODE_QUICK) -> dict:
+@shared_task(bind=True, acks_late=True, max_retries=5)
+def sync_provider(self, provider: str, mode: str = sync.MODE_QUICK) -> dict:
     if not is_configured(provider):
         return {"run": None, "status": "not configured"}
     run = sync.sync_provider(provider=provider, mode=mode)
+    # A quick run comes again within the minute; a failed customer or full run is tried again soon
+    # and resumes where it stopped.
+    if (
+        run.status == SyncRun.Status.FAILED
+        and mode != sync.MODE_QUICK
+        and self.request.retries < self.max_retries
+    ):
+        raise self.retry(countdown=settings.SYNC_RETRY_FAILED_SECONDS)
     return {"run": run.pk, "status": run.status}
+
+
+@shared_task
+def sweep_sync_runs() -> int:
+    """Mark the runs whose worker stopped (no heartbeat on their lease) as abandoned."""
+    return abandon_stopped_runs()
 
 
 @shared_task

@@ -41,10 +41,10 @@ def verify_unseen(client, provider: str, budget: PageBudget | None = None, scan:
         if budget is None:
             raise
         budget.spend_all(exc)
-        return 0
-    if len(suspects) < limit and not outcome["failed"]:
+        outcome = None
+    if outcome is not None and len(suspects) < limit and not outcome["failed"]:
         _save_cursor(cursor, "")
     elif scan is not None:
         # Later runs go on with the check without this scan: they need the sightings written.
         scan.stamp(now=timezone.now())
-    return outcome["removed"]
+    return outcome["removed"] if outcome is not None else 0
