@@ -222,13 +222,13 @@ LOGGING = {
 SYNC_MAX_WAIT_SECONDS = env.float("SYNC_MAX_WAIT_SECONDS", default=5.0)
 SYNC_WRITERS = env.int("SYNC_WRITERS", default=2)
 # A running sync renews its lease every quarter of this: a stopped worker's lease frees after it.
-SYNC_LEASE_TTL_SECONDS = 60.0
+SYNC_LEASE_TTL_SECONDS = env.float("SYNC_LEASE_TTL_SECONDS", default=60.0)
 # A page that fails in a way that may pass is asked for this often in one run, after 1 s, 2 s, ...
 # (from SYNC_PAGE_BACKOFF_SECONDS), or after the provider's Retry-After when that is this short.
-SYNC_PAGE_ATTEMPTS = 4
-SYNC_PAGE_BACKOFF_SECONDS = 1.0
-SYNC_SHORT_RETRY_AFTER_SECONDS = 30.0
+SYNC_PAGE_ATTEMPTS = env.int("SYNC_PAGE_ATTEMPTS", default=4)
+SYNC_PAGE_BACKOFF_SECONDS = env.float("SYNC_PAGE_BACKOFF_SECONDS", default=1.0)
+SYNC_SHORT_RETRY_AFTER_SECONDS = env.float("SYNC_SHORT_RETRY_AFTER_SECONDS", default=30.0)
 # A full run keeps the page it reached this often; a failed customer or full run is tried again
 # this soon (and resumes where it stopped).
-SYNC_CHECKPOINT_SECONDS = 30.0
-SYNC_RETRY_FAILED_SECONDS = 60
+SYNC_CHECKPOINT_SECONDS = env.float("SYNC_CHECKPOINT_SECONDS", default=30.0)
+SYNC_RETRY_FAILED_SECONDS = env.int("SYNC_RETRY_FAILED_SECONDS", default=60)

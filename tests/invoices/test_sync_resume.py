@@ -1,10 +1,12 @@
 """Progress survives failure: a page that fails once is tried again inside the run; a page that
 keeps failing ends the run with what came before it kept, and the next run resumes there."""
 
+import io
 import time
 from datetime import datetime
 
 import pytest
+from django.core.management import call_command
 
 from integrations.mkp.client import MijnKlantportaalClient
 from integrations.qonto.client import QontoClient
@@ -142,10 +144,12 @@ def test_a_full_mkp_run_waits_for_the_request_budget_instead_of_stopping(
     settings.SYNC_MAX_WAIT_SECONDS = 0  # every wait for the budget is the run's own
     waited: list[float] = []
     monkeypatch.setattr(walk, "sleep", lambda seconds: (waited.append(seconds), time.sleep(seconds)))
-    run = sync_provider(provider=Provider.MKP, mode=MODE_FULL)
+    out = io.StringIO()
+    call_command("sync_invoices", "--provider", "mkp", "--mode", "full", stdout=out)
+    run = SyncRun.objects.get(kind=MODE_FULL)
     assert (run.status, run.created, run.pages) == (SyncRun.Status.SUCCEEDED, 120, 8)
     assert waited, "the budget ran out on the way and the run waited for it"
-    assert run.progress == "complete: 8 pages"
+    assert "  progress: complete: 8 pages" in out.getvalue()
 
 
 def test_a_full_mkp_run_that_fails_or_is_killed_is_resumed_at_the_page_it_reached(

@@ -39,8 +39,10 @@ class Command(BaseCommand):
                 f"{run.created} created, {run.updated} updated, {run.unchanged} unchanged, "
                 f"{run.removed} removed, {run.pages} pages, {run.requests} requests"
             )
+            if run.progress:
+                self.stdout.write(f"  progress: {run.progress}")
             if run.status == SyncRun.Status.FAILED:
-                self.stderr.write(f"  error: {run.error}")
+                self.stderr.write(f"  error: {run.error}\n  The next run resumes where this one stopped.")
                 failed = True
         if failed:
             raise CommandError("At least one sync failed.")
