@@ -74,3 +74,25 @@ def test_a_taken_lease_is_refused_without_a_failing_insert():
     assert all("ON CONFLICT" in sql.upper() or "OR IGNORE" in sql.upper() for sql in inserts)
     # Nothing failed in this transaction: PostgreSQL would refuse any further statement otherwise.
     assert Lease.objects.get(name="sync:mkp:customers").holder == "a"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_that_outlasts_its_ttl_keeps_its_lease(sandbox, settings, monkeypatch):
+    from integrations.mkp.client import MijnKlantportaalClient
+    from tests.invoices.helpers import seed
+
+    seed(sandbox, invoices=15 * 3, customers=2)
+    settings.SYNC_LEASE_TTL_SECONDS = 1.0
+    original, intruder_took_it = MijnKlantportaalClient.list_invoices, []
+
+    def slow_page(self, page=1):
+        if page == 3:  # a wait of the run longer than its TTL
+            time.sleep(1.6)
+            intruder_took_it.append(leases.acquire("sync:mkp:invoices", holder="intruder", ttl=TTL))
+        return original(self, page)
+
+    monkeypatch.setattr(MijnKlantportaalClient, "list_invoices", slow_page)
+    run = sync_provider(provider=Provider.MKP, mode=MODE_QUICK)
+    assert (run.status, run.created) == (SyncRun.Status.SUCCEEDED, 45)
+    assert intruder_took_it == [False]
+    assert not Lease.objects.filter(name="sync:mkp:invoices", expires_at__gt=timezone.now()).exists()
