@@ -98,6 +98,23 @@ class ProviderBadResponse(ProviderError):
     outcome_unknown = True
 
 
+class ProviderRecordError(ProviderBadResponse):
+    """One record (an invoice, a customer) that the mirror cannot hold: a field unreadable, out of
+    range or longer than its column. In a list it spoils only itself: the page's other records
+    are used and this one is quarantined.
+
+    ``field`` names the field (``invoiceNumber``, ``total_amount_cents``), ``value`` is what the
+    provider sent there, ``remote_id`` the record's id as sent (a digest when it has no usable
+    id) and ``raw`` the whole record."""
+
+    def __init__(self, message: str, *, field: str, value: object, remote_id: str, raw: object, **kwargs):
+        super().__init__(message, **kwargs)
+        self.field = field
+        self.value = value
+        self.remote_id = remote_id
+        self.raw = raw
+
+
 class ProviderIncompleteAnswer(ProviderBadResponse):
     """A write's answer does not account for everything sent (a Qonto import that does not name
     every file): resolved like a lost answer. ``answered`` holds what it did account for."""

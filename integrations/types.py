@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from integrations.errors import ProviderRecordError
 
 T = TypeVar("T")
 
@@ -56,8 +59,25 @@ class PdfFile:
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
-    """One page of a list endpoint. ``next_page`` is the number of the next page, or None."""
+    """One page of a list endpoint. ``next_page`` is the number of the next page, or None.
+
+    ``problems`` are the records of the page that the mirror cannot hold, one typed error each;
+    they are not in ``items``."""
 
     items: list[T]
     number: int
     next_page: int | None
+    problems: list[ProviderRecordError] = field(default_factory=list)
+
+    @classmethod
+    def mapped(
+        cls, records: Iterable[Any], parse: Callable[[Any], T], *, number: int, next_page: int | None
+    ) -> Page[T]:
+        """Each record through ``parse`` on its own: one bad record never fails the page."""
+        items, problems = [], []
+        for record in records:
+            try:
+                items.append(parse(record))
+            except ProviderRecordError as problem:
+                problems.append(problem)
+        return cls(items=items, number=number, next_page=next_page, problems=problems)

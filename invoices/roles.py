@@ -19,6 +19,7 @@ _SEE = [
     "invoices.view_customer",
     "invoices.view_actionbatch",
     "invoices.view_syncrun",
+    "invoices.view_syncproblem",
 ]
 _ACT = [
     "invoices.create_at_provider",

@@ -14,16 +14,19 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from integrations.errors import ProviderBadResponse
+from integrations.records import Record
 from integrations.types import STATUS_OPEN, STATUS_PAID, Page, RemoteCustomer, RemoteInvoice
 
 T = TypeVar("T")
 
 PROVIDER = "mkp"
+LABEL = "MijnKlantportaal"
 #: MKP reads the naive ``paidAt`` we send as local time in the Netherlands.
 PROVIDER_TIME_ZONE = ZoneInfo("Europe/Amsterdam")
 CENT = Decimal("0.01")
 
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_PAGE_RE = re.compile(r"[0-9]{1,9}")
 
 
 # Formats we send ---------------------------------------------------------------------------------
@@ -60,7 +63,7 @@ def format_paid_at(dt: datetime) -> str:
 # Formats we read ---------------------------------------------------------------------------------
 def parse_date(value: str) -> date:
     """``YYYY-mm-dd``; an impossible date (``2024-04-31``) raises ValueError."""
-    if not isinstance(value, str) or not _DATE_RE.match(value):
+    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
         raise ValueError(f"Not a YYYY-mm-dd date: {value!r}.")
     return date.fromisoformat(value)
 
@@ -70,9 +73,12 @@ def parse_datetime(value: str) -> datetime:
     if not isinstance(value, str) or "T" not in value:
         raise ValueError(f"Not an ATOM datetime: {value!r}.")
     parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError(f"ATOM datetime without an offset: {value!r}.")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the first moment Python has
+        raise ValueError(f"ATOM datetime out of range: {value!r}.") from None
 
 
 def parse_amount(value: Any) -> Decimal:
@@ -80,7 +86,7 @@ def parse_amount(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"Not an amount: {value!r}.")
     try:
-        amount = Decimal(str(value).strip())
+        amount = Decimal(value.strip() if isinstance(value, str) else repr(value))
     except InvalidOperation as exc:
         raise ValueError(f"Not an amount: {value!r}.") from exc
     if not amount.is_finite():
@@ -89,14 +95,18 @@ def parse_amount(value: Any) -> Decimal:
 
 
 def page_number_from_url(url: str | None) -> int | None:
-    """The ``page`` query parameter of a ``*_page_url``; tolerates the doc's stray comma (``page=2,``)."""
+    """The ``page`` query parameter of a ``*_page_url``; tolerates the doc's stray comma (``page=2,``).
+    None when there is no readable page number (a broken URL included)."""
     if not url:
         return None
-    values = parse_qs(urlsplit(url).query).get("page")
+    try:
+        values = parse_qs(urlsplit(url).query).get("page")
+    except ValueError:  # "http://[broken"
+        return None
     if not values:
         return None
     text = values[0].strip().rstrip(",").strip()
-    if not text.isdigit():
+    if not _PAGE_RE.fullmatch(text):
         return None
     number = int(text)
     return number if number >= 1 else None
@@ -104,53 +114,60 @@ def page_number_from_url(url: str | None) -> int | None:
 
 # Payloads ----------------------------------------------------------------------------------------
 def invoice_from_payload(data: Any) -> RemoteInvoice:
-    remote_id = _require_id(data, "invoice")
-    paid_at = _optional(data, "paidAt", parse_datetime, remote_id)
-    return RemoteInvoice(
-        remote_id=remote_id,
-        number=_text(data.get("invoiceNumber")),
+    record = _record(data, "invoice")
+    record.number = record.text("invoiceNumber", data.get("invoiceNumber"))
+    paid_at = record.parsed("paidAt", data.get("paidAt"), parse_datetime)
+    invoice = RemoteInvoice(
+        remote_id=record.identifier("id", data.get("id"), required=True),
+        number=record.number,
         status=STATUS_PAID if paid_at is not None else STATUS_OPEN,
-        customer_remote_id=_text(data.get("customerId")),
-        issue_date=_optional(data, "issuedAt", parse_date, remote_id),
-        due_date=_optional(data, "dueAt", parse_date, remote_id),
-        amount=_optional(data, "amount", parse_amount, remote_id),
-        currency=_text(data.get("currency")) or "EUR",
+        customer_remote_id=record.identifier("customerId", data.get("customerId")),
+        issue_date=record.parsed("issuedAt", data.get("issuedAt"), parse_date),
+        due_date=record.parsed("dueAt", data.get("dueAt"), parse_date),
+        amount=record.parsed("amount", data.get("amount"), parse_amount),
+        currency=record.currency("currency", data.get("currency") or "EUR"),
         paid_at=paid_at,
-        remote_created_at=_optional(data, "createdAt", parse_datetime, remote_id),
-        payment_link=_link(data, "onlinePaymentLink"),
+        remote_created_at=record.parsed("createdAt", data.get("createdAt"), parse_datetime),
+        payment_link=record.url("links.onlinePaymentLink.href", _link(data, "onlinePaymentLink")),
         raw=data,
     )
+    record.check_raw()
+    return invoice
 
 
 def customer_from_payload(data: Any) -> RemoteCustomer:
-    remote_id = _require_id(data, "customer")
-    return RemoteCustomer(
-        remote_id=remote_id,
-        name=_text(data.get("companyName")),
-        email=_text(data.get("primaryEmail")),
-        remote_created_at=_optional(data, "createdAt", parse_datetime, remote_id),
+    record = _record(data, "customer")
+    customer = RemoteCustomer(
+        remote_id=record.identifier("id", data.get("id"), required=True),
+        name=record.text("companyName", data.get("companyName")),
+        email=record.text("primaryEmail", data.get("primaryEmail")),
+        remote_created_at=record.parsed("createdAt", data.get("createdAt"), parse_datetime),
         raw=data,
     )
+    record.check_raw()
+    return customer
 
 
 def page_from_payload(data: Any, parse_item: Callable[[Any], T], *, requested_page: int) -> Page[T]:
     """A Laravel ``simplePaginate`` envelope: ``data``, ``current_page``, ``next_page_url``.
 
-    An envelope that would stop a scan early (a ``next_page_url`` we cannot read) or loop it (another
-    page than the one asked for, a next page that is not later) is refused: a scan that ends early
-    would make every later invoice look deleted.
+    Each record is mapped on its own: one the mirror cannot hold goes to ``problems``, the others
+    to ``items``. An envelope that would stop a scan early (a ``next_page_url`` we cannot read) or
+    loop it (another page than the one asked for, a next page that is not later) is refused: a
+    scan that ends early would make every later invoice look deleted.
     """
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise _bad("The list answer has no 'data' list.")
     current = data.get("current_page")
-    if current is not None and current != requested_page:
+    if current is not None and (isinstance(current, bool) or current != requested_page):
         raise _bad(f"Asked for page {requested_page}, got page {current!r}.")
     next_url = data.get("next_page_url")
-    next_page = page_number_from_url(next_url) if next_url else None
+    if next_url is not None and not isinstance(next_url, str):
+        raise _bad(f"The list answer's next_page_url is not an address: {next_url!r}.")
+    next_page = page_number_from_url(next_url)
     if next_url and (next_page is None or next_page <= requested_page):
         raise _bad(f"The list answer's next_page_url does not point to a later page: {next_url!r}.")
-    items = [parse_item(item) for item in data["data"]]
-    return Page(items=items, number=requested_page, next_page=next_page)
+    return Page.mapped(data["data"], parse_item, number=requested_page, next_page=next_page)
 
 
 def pdf_link_from_payload(data: Any) -> tuple[str, datetime]:
@@ -172,33 +189,14 @@ def _bad(message: str) -> ProviderBadResponse:
     return ProviderBadResponse(message, provider=PROVIDER)
 
 
-def _require_id(data: Any, kind: str) -> str:
+def _record(data: Any, what: str) -> Record:
     if not isinstance(data, dict):
-        raise _bad(f"The {kind} is not a JSON object.")
-    remote_id = data.get("id")
-    if not isinstance(remote_id, str) or not remote_id.strip():
-        raise _bad(f"The {kind} has no id.")
-    return remote_id
+        record = Record(provider=PROVIDER, label=LABEL, what=what, data=data, id_value=None)
+        raise record.error("", data, "a record that is not a JSON object")
+    return Record(provider=PROVIDER, label=LABEL, what=what, data=data, id_value=data.get("id"))
 
 
-def _optional(data: dict, key: str, parse: Callable[[Any], T], remote_id: str) -> T | None:
-    value = data.get(key)
-    if value is None or value == "":
-        return None
-    try:
-        return parse(value)
-    except ValueError as exc:
-        raise _bad(f"Object {remote_id} has an unreadable {key}: {value!r}.") from exc
-
-
-def _text(value: Any) -> str:
-    if value is None or isinstance(value, dict | list):
-        return ""
-    return str(value)
-
-
-def _link(data: dict, name: str) -> str:
+def _link(data: dict, name: str) -> Any:
     links = data.get("links")
     link = links.get(name) if isinstance(links, dict) else None
-    href = link.get("href") if isinstance(link, dict) else None
-    return href if isinstance(href, str) else ""
+    return link.get("href") if isinstance(link, dict) else None

@@ -3,21 +3,23 @@
 Pure functions, no HTTP. Qonto's payloads drift (undeclared fields, ``null`` where an object is
 documented, ``attachment_id`` missing), so everything we do not need is ignored, optional objects may
 be absent or null, and the whole payload is kept in ``raw``. What we do need and cannot trust (an
-id, a status, inconsistent amounts, an impossible date) raises :class:`ProviderBadResponse` naming
-the invoice.
+id, a status, inconsistent amounts, an impossible date, a value longer than its column) raises
+:class:`ProviderRecordError` naming the record and the field, and a list page keeps such a record
+apart in ``Page.problems``.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from integrations.errors import ProviderBadResponse, ProviderValidationError
+from integrations.records import ID_LENGTH, Record
 from integrations.types import (
     STATUS_CANCELED,
     STATUS_DRAFT,
@@ -30,6 +32,7 @@ from integrations.types import (
 )
 
 PROVIDER = "qonto"
+LABEL = "Qonto"
 PARIS = ZoneInfo("Europe/Paris")
 T = TypeVar("T")
 
@@ -49,7 +52,8 @@ STATUS_FILTERS = {
     STATUS_CANCELED: "canceled",
 }
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_PAGE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 def _bad(message: str) -> ProviderBadResponse:
@@ -79,7 +83,10 @@ def parse_datetime(value: str | None) -> datetime | None:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError(f"datetime without a time zone: {value!r}")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:30:00-01:00 is after the last moment Python has
+        raise ValueError(f"datetime out of range: {value!r}") from None
 
 
 def format_paid_on(paid_on: date) -> str:
@@ -127,52 +134,36 @@ def format_status_filter(statuses: Iterable[str]) -> str:
     return ",".join(values)
 
 
-def _decimal(value: Any, what: str) -> Decimal | None:
-    if value is None or value == "":
-        return None
+def _decimal(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"{what} is not a number: {value!r}")
+        raise ValueError(f"not a number: {value!r}")
     try:
         # A JSON number arrives as float; its repr is the shortest exact text, so no binary noise.
-        amount = Decimal(repr(value) if isinstance(value, float) else value)
+        return Decimal(repr(value) if isinstance(value, float) else value)
     except InvalidOperation:
-        raise ValueError(f"{what} is not a number: {value!r}") from None
-    if not amount.is_finite():
-        raise ValueError(f"{what} is not a number: {value!r}")
-    return amount
+        raise ValueError(f"not a number: {value!r}") from None
 
 
-def _money(data: dict, field: str) -> Decimal | None:
+def _from_cents(value: Any) -> Decimal:
+    cents = _decimal(value)
+    if not cents.is_finite() or cents != cents.to_integral_value():
+        raise ValueError(f"not a whole number: {value!r}")
+    return cents.scaleb(-2)
+
+
+def _money(record: Record, data: dict, field: str) -> Decimal | None:
     """``{field: {"value": "12.52"}}`` as Decimal, checked against ``{field}_cents`` when present."""
     obj = data.get(field)
-    amount = _decimal(obj.get("value") if isinstance(obj, dict) else obj, field)
-    cents = _decimal(data.get(f"{field}_cents"), f"{field}_cents")
-    if cents is None:
+    amount = record.parsed(field, obj.get("value") if isinstance(obj, dict) else obj, _decimal)
+    cents_field = f"{field}_cents"
+    from_cents = record.parsed(cents_field, data.get(cents_field), _from_cents)
+    if from_cents is None:
         return amount
-    if cents != cents.to_integral_value():
-        raise ValueError(f"{field}_cents is not a whole number: {cents}")
-    from_cents = cents.scaleb(-2)
-    if amount is None:
-        return from_cents
-    if amount != from_cents:
-        raise ValueError(f"{field} is {amount} but {field}_cents says {from_cents}")
-    return amount
-
-
-def _date_at(obj: dict, name: str) -> date | None:
-    return parse_date(obj.get(name))
-
-
-def _datetime_at(obj: dict, name: str) -> datetime | None:
-    return parse_datetime(obj.get(name))
-
-
-def _checked(subject: str, obj: dict, name: str, parse: Callable[[dict, str], T]) -> T:
-    """``parse(obj, name)``, a refusal naming the invoice or client and the field."""
-    try:
-        return parse(obj, name)
-    except ValueError as exc:
-        raise _bad(f"Qonto sent {subject} with an invalid {name}: {exc}.") from exc
+    if amount is not None and amount != from_cents:
+        raise record.error(
+            cents_field, data.get(cents_field), f"{field} {amount} but {cents_field} {from_cents}"
+        )
+    return from_cents
 
 
 def _object(value: Any) -> dict:
@@ -183,83 +174,95 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
-def _unwrap(data: Any, key: str, what: str) -> dict:
+def _record(data: Any, key: str, what: str) -> tuple[Record, dict]:
+    """The record, bare or wrapped in ``{key: {...}}``, and a reader of its fields."""
     if isinstance(data, dict) and isinstance(data.get(key), dict):
-        return data[key]
-    if isinstance(data, dict) and key not in data:
-        return data
-    raise _bad(f"Qonto sent a {what} that is not a JSON object.")
+        data = data[key]
+    if not isinstance(data, dict) or key in data:
+        record = Record(provider=PROVIDER, label=LABEL, what=what, data=data, id_value=None)
+        raise record.error("", data, f"a {what} that is not a JSON object")
+    return Record(provider=PROVIDER, label=LABEL, what=what, data=data, id_value=data.get("id")), data
 
 
-def _person_name(obj: dict) -> str:
-    name = _text(obj.get("name"))
+def _person_name(record: Record, obj: dict, prefix: str = "") -> str:
+    name = record.text(f"{prefix}name", obj.get("name"))
     if name:
         return name
-    return " ".join(part for part in (_text(obj.get("first_name")), _text(obj.get("last_name"))) if part)
+    parts = (record.text(f"{prefix}{part}", obj.get(part)) for part in ("first_name", "last_name"))
+    return record.text(f"{prefix}name", " ".join(part for part in parts if part))
 
 
 # Invoices -------------------------------------------------------------------------------------
 def invoice_from_payload(data: Any) -> RemoteInvoice:
     """A client invoice, bare or wrapped in ``{"client_invoice": {...}}``."""
-    invoice = _unwrap(data, "client_invoice", "client invoice")
-    remote_id = _text(invoice.get("id"))
-    if not remote_id:
-        raise _bad("Qonto sent a client invoice without an id.")
-    number = _text(invoice.get("number")) or _text(invoice.get("invoice_number"))
-    label = f"invoice {number} ({remote_id})" if number else f"invoice {remote_id}"
-    if not _text(invoice.get("status")):
-        raise _bad(f"Qonto sent {label} without a status.")
-
+    record, invoice = _record(data, "client_invoice", "client invoice")
+    remote_id = record.identifier("id", invoice.get("id"), required=True)
+    status = record.text("status", invoice.get("status"))
+    if not status:
+        raise record.error("status", invoice.get("status"), "no status")
+    record.number = record.text("number", invoice.get("number")) or record.text(
+        "invoice_number", invoice.get("invoice_number")
+    )
     client = _object(invoice.get("client"))
     total = _object(invoice.get("total_amount"))
-    return RemoteInvoice(
+    currency = invoice.get("currency") or total.get("currency") or "EUR"
+    mapped = RemoteInvoice(
         remote_id=remote_id,
-        number=number,
-        status=map_status(invoice["status"]),
-        customer_remote_id=_text(client.get("id")) or _text(invoice.get("client_id")),
-        customer_name=_person_name(client),
-        issue_date=_checked(label, invoice, "issue_date", _date_at),
-        due_date=_checked(label, invoice, "due_date", _date_at),
-        amount=_checked(label, invoice, "total_amount", _money),
-        vat_amount=_checked(label, invoice, "vat_amount", _money),
-        currency=(_text(invoice.get("currency")) or _text(total.get("currency")) or "EUR").upper(),
-        paid_at=_checked(label, invoice, "paid_at", _datetime_at),
-        remote_created_at=_checked(label, invoice, "created_at", _datetime_at),
-        remote_updated_at=_checked(label, invoice, "updated_at", _datetime_at),
-        payment_link=_text(invoice.get("invoice_url")),
-        attachment_id=_text(invoice.get("attachment_id")),
+        number=record.number,
+        status=map_status(status),
+        customer_remote_id=record.identifier("client.id", client.get("id"))
+        or record.identifier("client_id", invoice.get("client_id")),
+        customer_name=_person_name(record, client, "client."),
+        issue_date=record.parsed("issue_date", invoice.get("issue_date"), parse_date),
+        due_date=record.parsed("due_date", invoice.get("due_date"), parse_date),
+        amount=_money(record, invoice, "total_amount"),
+        vat_amount=_money(record, invoice, "vat_amount"),
+        currency=record.currency("currency", currency),
+        paid_at=record.parsed("paid_at", invoice.get("paid_at"), parse_datetime),
+        remote_created_at=record.parsed("created_at", invoice.get("created_at"), parse_datetime),
+        remote_updated_at=record.parsed("updated_at", invoice.get("updated_at"), parse_datetime),
+        payment_link=record.url("invoice_url", invoice.get("invoice_url")),
+        attachment_id=record.identifier("attachment_id", invoice.get("attachment_id")),
         raw=invoice,
     )
+    record.check_raw()
+    return mapped
 
 
 def customer_from_payload(data: Any) -> RemoteCustomer:
     """A client, bare or wrapped in ``{"client": {...}}``."""
-    client = _unwrap(data, "client", "client")
-    remote_id = _text(client.get("id"))
-    if not remote_id:
-        raise _bad("Qonto sent a client without an id.")
-    label = f"client {remote_id}"
-    return RemoteCustomer(
-        remote_id=remote_id,
-        name=_person_name(client),
-        email=_text(client.get("email")),
-        remote_created_at=_checked(label, client, "created_at", _datetime_at),
-        remote_updated_at=_checked(label, client, "updated_at", _datetime_at),
+    record, client = _record(data, "client", "client")
+    mapped = RemoteCustomer(
+        remote_id=record.identifier("id", client.get("id"), required=True),
+        name=_person_name(record, client),
+        email=record.text("email", client.get("email")),
+        remote_created_at=record.parsed("created_at", client.get("created_at"), parse_datetime),
+        remote_updated_at=record.parsed("updated_at", client.get("updated_at"), parse_datetime),
         raw=client,
     )
+    record.check_raw()
+    return mapped
 
 
 # Lists, imports, attachments -----------------------------------------------------------------
+def _page_number(value: Any) -> int:
+    """A page number of ``meta``: a whole number or its digits; null and missing are 0."""
+    if value is None:
+        return 0
+    if isinstance(value, str) and _PAGE_NUMBER.fullmatch(value):
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise _bad(f"Qonto sent pagination data that is not a page number: {value!r}.")
+
+
 def next_page_from_meta(data: dict, page: int) -> int | None:
     """``meta.next_page`` (None when null, missing or 0), checked against the page we asked for."""
     meta = _object(data.get("meta"))
-    try:
-        current = meta.get("current_page")
-        if current is not None and int(current) != page:
-            raise _bad(f"Qonto answered page {current} when we asked for page {page}.")
-        next_page = int(meta.get("next_page") or 0)
-    except (TypeError, ValueError) as exc:
-        raise _bad("Qonto sent pagination data that is not a page number.") from exc
+    current = meta.get("current_page")
+    if current is not None and _page_number(current) != page:
+        raise _bad(f"Qonto answered page {current} when we asked for page {page}.")
+    next_page = _page_number(meta.get("next_page"))
     if not next_page:
         return None
     if next_page <= page:
@@ -272,11 +275,8 @@ def _page(data: Any, key: str, page: int, parse) -> Page:
     if not isinstance(items, list):
         raise _bad(f"Qonto sent a list without {key!r}.")
     # Drift: Qonto has sent null entries in lists; they carry nothing to mirror.
-    return Page(
-        items=[parse(item) for item in items if item is not None],
-        number=page,
-        next_page=next_page_from_meta(data, page),
-    )
+    records = [item for item in items if item is not None]
+    return Page.mapped(records, parse, number=page, next_page=next_page_from_meta(data, page))
 
 
 def invoices_page_from_payload(data: Any, page: int) -> Page[RemoteInvoice]:
@@ -295,8 +295,8 @@ def imported_invoices_from_payload(data: Any) -> list[tuple[str, str]]:
     result = []
     for row in rows:
         row = _object(row)
-        invoice_id, file_name = _text(row.get("invoice_id")), _text(row.get("file_name"))
-        if not invoice_id:
+        invoice_id, file_name = row.get("invoice_id"), _text(row.get("file_name"))
+        if not isinstance(invoice_id, str) or not invoice_id.strip() or len(invoice_id) > ID_LENGTH:
             raise _bad(f"Qonto imported {file_name or 'a file'} without giving its invoice id.")
         result.append((file_name, invoice_id))
     return result
@@ -305,8 +305,8 @@ def imported_invoices_from_payload(data: Any) -> list[tuple[str, str]]:
 def attachment_url_from_payload(data: Any) -> str:
     """``{"attachment": {"url": ...}}`` -> the signed URL (valid 30 minutes)."""
     attachment = _object(data.get("attachment")) if isinstance(data, dict) else {}
-    url = _text(attachment.get("url"))
-    if not url:
+    url = attachment.get("url")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         raise _bad("Qonto sent an attachment without a download link.")
     return url
 

@@ -24,6 +24,10 @@ the server only listens on the loopback interface).
     POST /_sandbox/state/<provider>/<id>  a change made at the provider by someone else:
                                          mkp {"paidAt": ATOM or null}; qonto {"status": ..., "paid_at": ISO or null}
     DELETE /_sandbox/state/<provider>/<id>  the invoice disappears at the provider
+    POST /_sandbox/raw/<provider>/<id>  {"fields": {...}}: an invoice or customer is listed and
+                                         fetched with these fields in place of its own (any JSON,
+                                         an id included: a hostile record); {"fields": null}
+                                         shows it as stored again. Kept in memory only.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class AdminApi:
             ("GET", "/state", self.state),
             ("POST", "/state/{provider}/{id}", self.change),
             ("DELETE", "/state/{provider}/{id}", self.delete),
+            ("POST", "/raw/{provider}/{id}", self.override),
         ):
             self.router.add(method, pattern, handler.__name__, handler)
 
@@ -215,6 +220,28 @@ class AdminApi:
         else:
             return _bad("provider must be mkp or qonto", 404)
         return json_response(200, {"deleted": True}) if deleted else _bad("no such invoice", 404)
+
+    def override(self, req: Request) -> Response:
+        body = self._body(req)
+        if isinstance(body, Response):
+            return body
+        fields = body.get("fields")
+        if fields is not None and not isinstance(fields, dict):
+            return _bad("fields must be a JSON object or null")
+        provider, object_id = req.params["provider"], req.params["id"]
+        data = self.app.store.data
+        if provider not in ("mkp", "qonto"):
+            return _bad("provider must be mkp or qonto", 404)
+        objects = (
+            (data.mkp_invoices, data.mkp_customers)
+            if provider == "mkp"
+            else (data.qonto_invoices, data.qonto_clients)
+        )
+        obj = next((kind[object_id] for kind in objects if object_id in kind), None)
+        if obj is None:
+            return _bad("no such invoice or customer", 404)
+        self.app.store.override(obj, fields)
+        return json_response(200, {"id": object_id, "fields": fields or None})
 
 
 def _moment(value: object):

@@ -108,6 +108,10 @@ class MkpApi:
 
     # JSON shapes ------------------------------------------------------------------------------
     def invoice_json(self, invoice: MkpInvoice, base_url: str) -> dict:
+        return self.store.shown(invoice.id, self._invoice_fields(invoice, base_url))
+
+    @staticmethod
+    def _invoice_fields(invoice: MkpInvoice, base_url: str) -> dict:
         return {
             "id": invoice.id,
             "customerId": invoice.customer_id,
@@ -130,8 +134,11 @@ class MkpApi:
             },
         }
 
+    def customer_json(self, customer: MkpCustomer) -> dict:
+        return self.store.shown(customer.id, self._customer_fields(customer))
+
     @staticmethod
-    def customer_json(customer: MkpCustomer) -> dict:
+    def _customer_fields(customer: MkpCustomer) -> dict:
         return {
             "id": customer.id,
             "companyName": customer.company_name,

@@ -142,7 +142,13 @@ class QontoApi:
 
     def _invoice_json(self, invoice: QontoInvoice, base_url: str) -> dict:
         client = self.store.data.qonto_clients.get(invoice.client_id or "")
-        return invoice_json(invoice, client, organization_id=self.config.organization_id, base_url=base_url)
+        return self.store.shown(
+            invoice.id,
+            invoice_json(invoice, client, organization_id=self.config.organization_id, base_url=base_url),
+        )
+
+    def _client_json(self, client: QontoClient) -> dict:
+        return self.store.shown(client.id, client_json(client, full=True))
 
     # Listing helpers ------------------------------------------------------------------------------
     @staticmethod
@@ -423,7 +429,7 @@ class QontoApi:
             ]
             field, descending = sort
             rows.sort(key=lambda client: getattr(client, field), reverse=descending)
-            body = self._page_body("clients", rows, *paging, lambda client: client_json(client, full=True))
+            body = self._page_body("clients", rows, *paging, self._client_json)
         return json_response(200, body)
 
     def get_client(self, req: Request) -> Response:
@@ -431,7 +437,7 @@ class QontoApi:
             client = self.store.data.qonto_clients.get(req.params["id"])
             if client is None:
                 return not_found("client", req.params["id"])
-            return json_response(200, {"client": client_json(client, full=True)})
+            return json_response(200, {"client": self._client_json(client)})
 
 
 def _within(invoice: QontoInvoice, bounds: dict) -> bool:

@@ -147,12 +147,15 @@ class Store:
         self.data = _Data()
         #: Filtered and sorted Qonto invoice lists, dropped on any change to an invoice.
         self._qonto_lists: dict = {}
+        #: Object id -> fields shown instead of the stored ones (a hostile record); memory only.
+        self.overrides: dict[str, dict] = {}
 
     def reset(self) -> None:
         with self.lock:
             self.data = _Data()
             self._last_tick = None
             self._qonto_lists.clear()
+            self.overrides.clear()
 
     # Keeping the data between runs -------------------------------------------------------------
     def save(self, path: str) -> None:
@@ -302,6 +305,26 @@ class Store:
             due_date=invoice.due_date,
             customer=client.name if client else "",
         )
+
+    # Hostile records ---------------------------------------------------------------------------
+    def override(
+        self, obj: MkpInvoice | MkpCustomer | QontoInvoice | QontoClient, fields: dict | None
+    ) -> None:
+        """Show ``fields`` (any JSON, an ``id`` included) in place of the object's own wherever it
+        is listed or fetched, as a provider with a bug would; None shows it as stored again. A
+        change: the object's ``updated_at`` moves, so incremental lists pick it up."""
+        with self.lock:
+            if fields:
+                self.overrides[obj.id] = fields
+            else:
+                self.overrides.pop(obj.id, None)
+            if hasattr(obj, "updated_at"):
+                self.touch(obj)
+
+    def shown(self, object_id: str, body: dict) -> dict:
+        """An object's JSON as the API answers it: with its overriding fields, if any."""
+        fields = self.overrides.get(object_id)
+        return {**body, **fields} if fields else body
 
     # Download links ----------------------------------------------------------------------------
     def issue_link(self, kind: str, object_id: str, seconds: int) -> tuple[str, datetime]:

@@ -1,16 +1,22 @@
-"""Read-only admins: the mirrored customers, the results of bulk actions, and the sync runs."""
+"""Read-only admins: the mirrored customers, the results of bulk actions, the sync runs and the
+records a sync could not hold."""
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from invoices import selectors, services
 from invoices.admin.base import GuardedAdmin
-from invoices.models import ActionBatch, Customer, Provider, SyncRun
+from invoices.admin.filters import YesNoFilter
+from invoices.models import ActionBatch, Customer, Provider, SyncProblem, SyncRun
 from invoices.providers import is_configured
 
 
@@ -63,6 +69,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "removed",
         "pages",
         "requests",
+        "quarantined",
         "duration",
         "error",
     )
@@ -107,3 +114,50 @@ class SyncRunAdmin(ReadOnlyAdmin):
                     messages.SUCCESS,
                 )
         return HttpResponseRedirect(reverse("admin:invoices_syncrun_changelist"))
+
+
+class OpenProblemFilter(YesNoFilter):
+    title = "state"
+    parameter_name = "open"
+    labels = ("Open", "Resolved")
+
+    def condition(self) -> Q:
+        return Q(resolved_at__isnull=True)
+
+
+@admin.register(SyncProblem)
+class SyncProblemAdmin(ReadOnlyAdmin):
+    """Records a provider sent that the mirror cannot hold: skipped by every sync until the
+    provider sends them in a form it can; the sync that does resolves them."""
+
+    list_display = (
+        "remote_id",
+        "provider",
+        "kind",
+        "field",
+        "message",
+        "seen",
+        "last_seen_at",
+        "resolved_at",
+    )
+    list_filter = ("provider", "kind", OpenProblemFilter)
+    search_fields = ("remote_id", "field", "value", "message")
+    date_hierarchy = "last_seen_at"
+    fields = (
+        "provider",
+        "kind",
+        "remote_id",
+        "field",
+        "value",
+        "message",
+        "payload",
+        "first_seen_at",
+        "last_seen_at",
+        "seen",
+        "resolved_at",
+    )
+    readonly_fields = ("payload",)
+
+    @admin.display(description="payload as sent")
+    def payload(self, obj: SyncProblem) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.raw, indent=2, sort_keys=True, ensure_ascii=False))

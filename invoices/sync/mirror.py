@@ -102,12 +102,14 @@ class Counts:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
+    quarantined: int = 0  # records the mirror cannot hold, kept as sync problems
 
     def add(self, other: Counts) -> None:
         self.created += other.created
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.skipped += other.skipped
+        self.quarantined += other.quarantined
 
 
 def upsert_customers(*, provider: str, remotes: list[RemoteCustomer]) -> Counts:

@@ -13,9 +13,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from integrations.types import Page
-from invoices.models import SyncRun
+from invoices.models import SyncProblem, SyncRun
 from invoices.sync.mirror import Counts, upsert_invoices
 from invoices.sync.prefetch import prefetched
+from invoices.sync.quarantine import record_problems
 from invoices.sync.writers import Writers
 
 
@@ -31,6 +32,7 @@ class RunRecorder:
             created=F("created") + counts.created,
             updated=F("updated") + counts.updated,
             unchanged=F("unchanged") + counts.unchanged + counts.skipped,
+            quarantined=F("quarantined") + counts.quarantined,
             pages=F("pages") + 1,
             requests=self.client.request_count,
         )
@@ -47,7 +49,9 @@ def pull_pages(
     long lists of full runs: a quick run's few pages need no extra connections). A group counts as
     fetched when the request for its first page started; it commits together with its counts on
     the run. Pages fetched before a failed request are still stored. With a ``mirror.Scan``,
-    unchanged invoices are remembered in it instead of stamped one by one."""
+    unchanged invoices are remembered in it instead of stamped one by one. The records of a page
+    that the mirror cannot hold (``Page.problems``) are quarantined with their group
+    (:mod:`invoices.sync.quarantine`)."""
 
     def groups(pages, rows: int = 1000):
         pages, group, size, fetched_at = iter(pages), [], 0, None
@@ -62,7 +66,7 @@ def pull_pages(
                     yield fetched_at, group
                 raise
             group.append(page)
-            size += len(page.items)
+            size += len(page.items) + len(page.problems)
             fetched_at = fetched_at or started
             if size >= rows:
                 yield fetched_at, group
@@ -70,11 +74,17 @@ def pull_pages(
         if group:
             yield fetched_at, group
 
-    def store(fetched_at: datetime, remotes: list, pages: int) -> None:
+    def store(fetched_at: datetime, remotes: list, problems: list, pages: int) -> None:
         with transaction.atomic():
-            recorder.add(
-                upsert_invoices(provider=provider, remotes=remotes, fetched_at=fetched_at, scan=scan)
+            counts = upsert_invoices(provider=provider, remotes=remotes, fetched_at=fetched_at, scan=scan)
+            counts.quarantined = record_problems(
+                provider=provider,
+                kind=SyncProblem.Kind.INVOICE,
+                problems=problems,
+                written=[remote.remote_id for remote in remotes],
+                now=timezone.now(),
             )
+            recorder.add(counts)
             if pages > 1:  # the recorder counts one page a call
                 SyncRun.objects.filter(pk=recorder.run.pk).update(pages=F("pages") + pages - 1)
 
@@ -82,8 +92,10 @@ def pull_pages(
     with Writers(writers) as writing:
         for fetched_at, group in prefetched(groups(pages)):
             remotes = [invoice for page in group for invoice in page.items]
+            problems = [problem for page in group for problem in page.problems]
             writing.submit(
-                partial(store, fetched_at, remotes, len(group)), keys=[r.remote_id for r in remotes]
+                partial(store, fetched_at, remotes, problems, len(group)),
+                keys=[*(r.remote_id for r in remotes), *(p.remote_id for p in problems)],
             )
             if time.monotonic() - renewed > 30:  # the lease lasts LEASE_TTL: no need to renew per page
                 renew()

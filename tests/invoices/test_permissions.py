@@ -27,6 +27,7 @@ from invoices.models import (
     InvoiceEvent,
     InvoiceStatus,
     Provider,
+    SyncProblem,
     SyncRun,
 )
 from invoices.roles import ADMIN, CLERK, VIEWER
@@ -54,7 +55,7 @@ URLS: dict[str, tuple[str | None, str | None]] = {
     "invoices_invoice_pdf": (VIEW, VIEW),
     "invoices_syncrun_sync_now": ("invoices.run_sync", "invoices.run_sync"),
 }
-for _model in ("customer", "actionbatch", "syncrun"):
+for _model in ("customer", "actionbatch", "syncrun", "syncproblem"):
     _view = f"invoices.view_{_model}"
     URLS |= {
         f"invoices_{_model}_changelist": (_view, _view),
@@ -110,6 +111,9 @@ class World:
         )
         self.batch = ActionBatch.objects.create(kind="mark_paid")
         self.run = SyncRun.objects.first()
+        self.problem = SyncProblem.objects.create(
+            provider=Provider.MKP, kind=SyncProblem.Kind.INVOICE, remote_id="inv_bad", message="unreadable"
+        )
         self.media = tmp_path / "media"
 
     def target(self, url_name: str):
@@ -120,6 +124,7 @@ class World:
             "customer": self.customer,
             "actionbatch": self.batch,
             "syncrun": self.run,
+            "syncproblem": self.problem,
         }[url_name.split("_")[1]]
 
     def provider_requests(self) -> int:

@@ -106,3 +106,41 @@ def test_state_dump_and_changes_at_the_provider(sandbox):
     assert admin(sandbox, "DELETE", f"/state/mkp/{row['id']}").status_code == 404
     assert admin(sandbox, "DELETE", f"/state/qonto/{qonto_row['id']}").json() == {"deleted": True}
     assert admin(sandbox, "GET", "/state", params={"provider": "nope"}).status_code == 400
+
+
+def test_a_record_can_be_shown_with_hostile_fields_and_as_stored_again(sandbox):
+    admin(sandbox, "POST", "/seed", json={"invoices": 3, "customers": 1, "seed": 1})
+    [first, *_] = admin(sandbox, "GET", "/state", params={"provider": "mkp"}).json()["invoices"]
+    hostile = {"amount": "NaN", "id": {"not": "an id"}}
+    assert admin(sandbox, "POST", f"/raw/mkp/{first['id']}", json={"fields": hostile}).json() == {
+        "id": first["id"],
+        "fields": hostile,
+    }
+    listed = requests.get(f"{sandbox.mkp_base_url}/customer-invoices", headers=MKP_AUTH, timeout=TIMEOUT)
+    shown = listed.json()["data"][0]
+    assert (shown["amount"], shown["id"], shown["invoiceNumber"]) == (
+        "NaN",
+        {"not": "an id"},
+        first["number"],
+    )
+
+    admin(sandbox, "POST", f"/raw/mkp/{first['id']}", json={"fields": None})
+    fetched = requests.get(
+        f"{sandbox.mkp_base_url}/customer-invoices/{first['id']}", headers=MKP_AUTH, timeout=TIMEOUT
+    ).json()
+    assert (fetched["id"], fetched["amount"]) == (first["id"], first["amount"])
+
+
+def test_a_hostile_qonto_record_is_a_change_and_unknown_records_are_refused(sandbox):
+    admin(sandbox, "POST", "/seed", json={"invoices": 2, "customers": 1, "seed": 1})
+    [invoice, _] = admin(sandbox, "GET", "/state", params={"provider": "qonto"}).json()["invoices"]
+    admin(sandbox, "POST", f"/raw/qonto/{invoice['id']}", json={"fields": {"number": "N" * 300}})
+    [changed] = [
+        row
+        for row in admin(sandbox, "GET", "/state", params={"provider": "qonto"}).json()["invoices"]
+        if row["id"] == invoice["id"]
+    ]
+    assert changed["updated_at"] > invoice["updated_at"], "incremental lists pick the change up"
+    assert admin(sandbox, "POST", "/raw/qonto/nothing", json={"fields": {}}).status_code == 404
+    assert admin(sandbox, "POST", "/raw/other/x", json={"fields": {}}).status_code == 404
+    assert admin(sandbox, "POST", f"/raw/qonto/{invoice['id']}", json={"fields": [1]}).status_code == 400
