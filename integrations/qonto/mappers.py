@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from integrations.errors import ProviderBadResponse, ProviderValidationError
@@ -34,7 +34,6 @@ from integrations.types import (
 PROVIDER = "qonto"
 LABEL = "Qonto"
 PARIS = ZoneInfo("Europe/Paris")
-T = TypeVar("T")
 
 #: Qonto status -> ours. An unknown status is kept lower-cased (see ``map_status``).
 STATUSES = {
@@ -198,7 +197,7 @@ def invoice_from_payload(data: Any) -> RemoteInvoice:
     record, invoice = _record(data, "client_invoice", "client invoice")
     remote_id = record.identifier("id", invoice.get("id"), required=True)
     status = record.text("status", invoice.get("status"))
-    if not status:
+    if not status.strip():
         raise record.error("status", invoice.get("status"), "no status")
     record.number = record.text("number", invoice.get("number")) or record.text(
         "invoice_number", invoice.get("invoice_number")

@@ -154,6 +154,27 @@ def test_a_customer_the_mirror_cannot_hold_is_quarantined_too(sandbox, provider,
     assert problem.resolved_at is not None
 
 
+def test_a_page_of_nothing_but_bad_records_is_counted_and_written_in_one_transaction():
+    from integrations.mkp import mappers
+    from invoices.sync.pages import pull_pages
+    from tests.integrations.test_mkp_mappers import invoice_payload
+    from tests.invoices.test_mirror import Recorder
+
+    bad = [invoice_payload(id=f"inv_{n}", amount="NaN") for n in range(3)]
+    listed_twice = [*bad, bad[0]]
+    page = mappers.page_from_payload({"data": listed_twice}, mappers.invoice_from_payload, requested_page=1)
+    recorder = Recorder()
+
+    pull_pages(iter([page]), Provider.MKP, recorder, lambda: True)
+
+    recorder.run.refresh_from_db()
+    assert (recorder.run.pages, recorder.run.created, recorder.run.quarantined) == (1, 0, 3)
+    assert sorted(problems(Provider.MKP)) == ["inv_0", "inv_1", "inv_2"]
+    assert {p.seen for p in problems(Provider.MKP).values()} == {1}, (
+        "a record listed twice is seen once a page"
+    )
+
+
 def test_staff_who_may_see_the_sync_see_its_problems_with_the_payload(django_user_model):
     problem = SyncProblem.objects.create(
         provider=Provider.MKP,
