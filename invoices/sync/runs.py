@@ -103,7 +103,7 @@ def abandon_stopped_runs() -> int:
             last_beat = timezone.localtime(held.expires_at - lease_ttl())
             why = f"no heartbeat since {last_beat:%H:%M:%S}"
         else:
-            why = "another run holds its lease now"
+            why = "it no longer holds its lease"
         abandoned += SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).update(
             status=SyncRun.Status.ABANDONED,
             error=f"Its worker stopped ({why}); the next run resumes where it stopped.",

@@ -56,7 +56,7 @@ def test_the_sweep_marks_runs_whose_worker_stopped_as_abandoned_and_leaves_live_
         f"Its worker stopped (no heartbeat since {last_beat:%H:%M:%S}); the next run resumes where it stopped."
     )
     assert taken_over.status == SyncRun.Status.ABANDONED
-    assert "another run holds its lease now" in taken_over.error
+    assert "(it no longer holds its lease)" in taken_over.error
     assert alive.status == SyncRun.Status.RUNNING
     # The dead worker's lease is free for the next run, which records its holder.
     run = sync_provider(provider=Provider.MKP, mode=MODE_QUICK)

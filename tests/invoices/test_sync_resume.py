@@ -189,3 +189,26 @@ def test_a_full_mkp_run_that_fails_or_is_killed_is_resumed_at_the_page_it_reache
     assert Invoice.objects.count() == 120
     assert cursor(Provider.MKP, "last_page") == "8", "the pass completed, and was judged"
     assert cursor(Provider.MKP, "full_run_page") == "", "the next full run starts a new pass"
+
+
+def test_what_a_run_tries_again_and_what_it_does_not(settings):
+    from integrations import errors
+    from invoices.sync.walk import wait_before_retry
+
+    settings.SYNC_PAGE_ATTEMPTS, settings.SYNC_SHORT_RETRY_AFTER_SECONDS = 4, 30
+
+    def provider_429(seconds):
+        return errors.ProviderRateLimited("slow down", retry_after=seconds, status_code=429)
+
+    assert wait_before_retry(errors.ProviderServerError("500"), 1) is not None
+    assert wait_before_retry(errors.ProviderServerError("500"), 4) is None, "after the last attempt"
+    assert wait_before_retry(errors.ProviderValidationError("422", status_code=422), 1) is None
+    assert wait_before_retry(errors.ProviderUnauthorized("401", status_code=401), 1) is None
+    assert wait_before_retry(errors.ProviderConfigurationError("no key"), 1) is None
+    assert wait_before_retry(errors.ProviderConfigurationError("a web page", status_code=200), 1) is not None
+    assert wait_before_retry(provider_429(2), 1) == 2
+    assert wait_before_retry(provider_429(120), 1) is None, "a quick run stops; the next one goes on"
+    assert wait_before_retry(provider_429(120), 1, patient=True) == 120
+    ours = errors.ProviderRateLimited("budget spent", retry_after=50)
+    assert wait_before_retry(ours, 1) is None
+    assert wait_before_retry(ours, 99, patient=True) == 50, "a full run waits for the budget, however often"
