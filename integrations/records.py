@@ -116,32 +116,34 @@ class Record:
 
     # Parsed values ----------------------------------------------------------------------------
     def parsed(self, field: str, value: Any, parse: Callable[[Any], T]) -> T | None:
-        """``parse(value)``, None for null or empty, checked to fit its column: a Decimal within
-        ``numeric(14, 2)``, a datetime aware and within :data:`EARLIEST` .. :data:`LATEST`."""
+        """``parse(value)`` (a provider's date format, say), None for null or empty; whatever the
+        parser cannot read is refused, naming the field."""
         if value is None or value == "":
             return None
         try:
-            result = parse(value)
+            return parse(value)
         except (ValueError, TypeError, ArithmeticError) as exc:  # ArithmeticError: Overflow, InvalidOperation
             raise self.error(field, value, f"an unreadable {field} ({exc})") from exc
-        if isinstance(result, Decimal):
-            return self._amount(field, value, result)
-        if isinstance(result, datetime):
-            if result.utcoffset() is None:
-                raise self.error(field, value, f"a {field} without a time zone")
-            if not EARLIEST <= result <= LATEST:
-                raise self.error(field, value, f"a {field} out of range")
-        return result
 
-    def _amount(self, field: str, value: Any, amount: Decimal) -> Decimal:
+    def moment(self, field: str, value: Any, parse: Callable[[Any], datetime]) -> datetime | None:
+        """An aware datetime (the parser sees to that) within :data:`EARLIEST` .. :data:`LATEST`."""
+        moment = self.parsed(field, value, parse)
+        if moment is not None and not EARLIEST <= moment <= LATEST:
+            raise self.error(field, value, f"a {field} out of range")
+        return moment
+
+    def amount(self, field: str, value: Any, parse: Callable[[Any], Decimal]) -> Decimal | None:
+        """Money that ``numeric(14, 2)`` holds: finite, under 10^12, whole cents."""
+        amount = self.parsed(field, value, parse)
+        if amount is None:
+            return None
         if not amount.is_finite():
             raise self.error(field, value, f"a {field} that is not a number")
         if not amount.is_zero() and amount.adjusted() >= AMOUNT_DIGITS - AMOUNT_PLACES:
             raise self.error(field, value, f"a {field} too large for the mirror")
-        cents = amount.quantize(_CENT)
-        if cents != amount:
+        if amount.as_tuple().exponent < -AMOUNT_PLACES and amount != amount.quantize(_CENT):
             raise self.error(field, value, f"a {field} with more than {AMOUNT_PLACES} decimals")
-        return cents
+        return amount
 
     # The payload ------------------------------------------------------------------------------
     def check_raw(self) -> None:

@@ -116,7 +116,7 @@ def page_number_from_url(url: str | None) -> int | None:
 def invoice_from_payload(data: Any) -> RemoteInvoice:
     record = _record(data, "invoice")
     record.number = record.text("invoiceNumber", data.get("invoiceNumber"))
-    paid_at = record.parsed("paidAt", data.get("paidAt"), parse_datetime)
+    paid_at = record.moment("paidAt", data.get("paidAt"), parse_datetime)
     invoice = RemoteInvoice(
         remote_id=record.identifier("id", data.get("id"), required=True),
         number=record.number,
@@ -124,10 +124,10 @@ def invoice_from_payload(data: Any) -> RemoteInvoice:
         customer_remote_id=record.identifier("customerId", data.get("customerId")),
         issue_date=record.parsed("issuedAt", data.get("issuedAt"), parse_date),
         due_date=record.parsed("dueAt", data.get("dueAt"), parse_date),
-        amount=record.parsed("amount", data.get("amount"), parse_amount),
+        amount=record.amount("amount", data.get("amount"), parse_amount),
         currency=record.currency("currency", data.get("currency") or "EUR"),
         paid_at=paid_at,
-        remote_created_at=record.parsed("createdAt", data.get("createdAt"), parse_datetime),
+        remote_created_at=record.moment("createdAt", data.get("createdAt"), parse_datetime),
         payment_link=record.url("links.onlinePaymentLink.href", _link(data, "onlinePaymentLink")),
         raw=data,
     )
@@ -141,7 +141,7 @@ def customer_from_payload(data: Any) -> RemoteCustomer:
         remote_id=record.identifier("id", data.get("id"), required=True),
         name=record.text("companyName", data.get("companyName")),
         email=record.text("primaryEmail", data.get("primaryEmail")),
-        remote_created_at=record.parsed("createdAt", data.get("createdAt"), parse_datetime),
+        remote_created_at=record.moment("createdAt", data.get("createdAt"), parse_datetime),
         raw=data,
     )
     record.check_raw()

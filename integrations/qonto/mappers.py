@@ -153,9 +153,9 @@ def _from_cents(value: Any) -> Decimal:
 def _money(record: Record, data: dict, field: str) -> Decimal | None:
     """``{field: {"value": "12.52"}}`` as Decimal, checked against ``{field}_cents`` when present."""
     obj = data.get(field)
-    amount = record.parsed(field, obj.get("value") if isinstance(obj, dict) else obj, _decimal)
+    amount = record.amount(field, obj.get("value") if isinstance(obj, dict) else obj, _decimal)
     cents_field = f"{field}_cents"
-    from_cents = record.parsed(cents_field, data.get(cents_field), _from_cents)
+    from_cents = record.amount(cents_field, data.get(cents_field), _from_cents)
     if from_cents is None:
         return amount
     if amount is not None and amount != from_cents:
@@ -217,9 +217,9 @@ def invoice_from_payload(data: Any) -> RemoteInvoice:
         amount=_money(record, invoice, "total_amount"),
         vat_amount=_money(record, invoice, "vat_amount"),
         currency=record.currency("currency", currency),
-        paid_at=record.parsed("paid_at", invoice.get("paid_at"), parse_datetime),
-        remote_created_at=record.parsed("created_at", invoice.get("created_at"), parse_datetime),
-        remote_updated_at=record.parsed("updated_at", invoice.get("updated_at"), parse_datetime),
+        paid_at=record.moment("paid_at", invoice.get("paid_at"), parse_datetime),
+        remote_created_at=record.moment("created_at", invoice.get("created_at"), parse_datetime),
+        remote_updated_at=record.moment("updated_at", invoice.get("updated_at"), parse_datetime),
         payment_link=record.url("invoice_url", invoice.get("invoice_url")),
         attachment_id=record.identifier("attachment_id", invoice.get("attachment_id")),
         raw=invoice,
@@ -235,8 +235,8 @@ def customer_from_payload(data: Any) -> RemoteCustomer:
         remote_id=record.identifier("id", client.get("id"), required=True),
         name=_person_name(record, client),
         email=record.text("email", client.get("email")),
-        remote_created_at=record.parsed("created_at", client.get("created_at"), parse_datetime),
-        remote_updated_at=record.parsed("updated_at", client.get("updated_at"), parse_datetime),
+        remote_created_at=record.moment("created_at", client.get("created_at"), parse_datetime),
+        remote_updated_at=record.moment("updated_at", client.get("updated_at"), parse_datetime),
         raw=client,
     )
     record.check_raw()
