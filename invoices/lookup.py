@@ -4,7 +4,8 @@ MijnKlantportaal has no idempotency key and no filter by number: whether our cre
 can only be learnt from its list, which is in creation order (a create that went through sits on
 the last pages). So the look-up reads it newest first, at most ``MKP_LOOKUP_PAGES_PER_ATTEMPT``
 pages an attempt, and keeps the next page to read on the row (``Invoice.lookup_next_page``): the
-next attempt, or staff's "Send again", goes on where this one stopped.
+next attempt, or staff's "Send again", goes on where this one stopped. Each attempt counts toward
+``PUSH_MAX_ATTEMPTS`` and ends within ``ATTEMPT_SECONDS``, inside the push's claim.
 
 The first attempt starts on the page after the invoices the mirror knows and reads forward to the
 end of the list (what was created since the last sync), then the look-up reads downward to page 1.
@@ -14,6 +15,8 @@ onto pages already read. Only a look-up that read page 1 proves the invoice abse
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 
 from integrations import errors
@@ -21,6 +24,8 @@ from integrations.types import RemoteInvoice
 from invoices.models import Invoice, Provider
 
 PAGE_SIZE = 15  # invoices on one MijnKlantportaal list page
+#: How long one attempt may read, well inside the claim (a claim older than 10 minutes is taken over).
+ATTEMPT_SECONDS = 120.0
 
 #: ``lookup_next_page`` of a look-up that read every page.
 DONE = 0
@@ -69,13 +74,14 @@ def forget(invoice: Invoice) -> None:
 
 
 class _Pages:
-    """Reads pages up to this attempt's budget."""
+    """Reads pages up to this attempt's budget of pages and time."""
 
     def __init__(self, client, invoice: Invoice, budget: int) -> None:
         self.client, self.invoice, self.left = client, invoice, budget
+        self.deadline = time.monotonic() + ATTEMPT_SECONDS
 
     def read(self, number: int) -> tuple[RemoteInvoice | None, int | None]:
-        if self.left <= 0:
+        if self.left <= 0 or time.monotonic() > self.deadline:
             raise LookupUnfinished(
                 f"Its answer was lost, so it is looked for at MijnKlantportaal; {_left(self.invoice)}"
             )

@@ -23,7 +23,7 @@ def provider_error_message(exc: errors.ProviderError) -> str:
     if isinstance(exc, errors.ProviderConfigurationError):
         return f"{name} is not set up correctly: {exc}"
     if isinstance(exc, errors.RateLimiterUnavailable):
-        return f"{exc} It is tried again automatically; tell an administrator if this lasts."
+        return f"{exc} Tell an administrator if this lasts."
     if isinstance(exc, LookupUnfinished):
         return str(exc)
     if exc.retryable:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from invoices import push, sync
 from invoices.models import Invoice, Provider, SyncRun
@@ -13,8 +14,13 @@ from invoices.sync.runs import abandon_stopped_runs
 
 @shared_task(bind=True, max_retries=None, acks_late=True)
 def push_invoices(self, invoice_ids: list[int]) -> dict:
-    """Send the pending changes of these invoices. Retries reschedule the task (never sleep)."""
-    result = push.push_invoices(invoice_ids)
+    """Send the pending changes of these invoices. Retries reschedule the task (never sleep), after
+    the provider's Retry-After or the backoff; a database that cannot be reached is waited out too."""
+    try:
+        result = push.push_invoices(invoice_ids)
+    except (OperationalError, InterfaceError) as exc:
+        cap = settings.PUSH_BACKOFF_CAP_SECONDS
+        raise self.retry(exc=exc, countdown=push.backoff_seconds(self.request.retries + 1, cap=cap)) from exc
     if result.retry_in is not None:
         raise self.retry(countdown=result.retry_in)
     return {"done": result.done, "failed": list(result.failed)}

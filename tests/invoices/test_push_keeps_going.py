@@ -278,3 +278,21 @@ def test_a_database_down_is_a_plain_503_page(admin_client, monkeypatch):
     assert response.status_code == 503
     assert "database of the back-office cannot be reached" in response.content.decode()
     assert "Traceback" not in response.content.decode()
+
+
+def test_the_push_task_waits_out_a_database_that_cannot_be_reached(monkeypatch):
+    from invoices import push
+
+    answers = [OperationalError("server closed the connection unexpectedly"), push.PushResult(done=[7])]
+
+    def flaky(ids):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    countdowns = []
+    monkeypatch.setattr(push, "push_invoices", flaky)
+    monkeypatch.setattr(push, "backoff_seconds", lambda attempt, cap: countdowns.append(attempt) or 0)
+    assert tasks.push_invoices.apply(args=([7],)).get() == {"done": [7], "failed": []}
+    assert countdowns == [1], "rescheduled with the backoff, then done"
