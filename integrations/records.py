@@ -40,11 +40,14 @@ _CURRENCY = re.compile(r"[A-Za-z]{3}")
 _NUL = b"\\u0000"
 
 
-def record_key(value: Any) -> str:
-    """The key a record is quarantined under: its id as sent when that is usable text, otherwise a
-    digest of the id (an object, a number, nothing), the same at every sighting."""
+def record_key(value: Any, data: Any) -> str:
+    """The key a record is quarantined under: its id as sent when that is usable text; otherwise a
+    digest of the id (an object, a number: the same at every sighting), or of the whole record
+    when it has no id at all."""
     if isinstance(value, str) and value.strip() and len(value) <= KEY_LENGTH:
         return value
+    if value is None or (isinstance(value, str) and not value.strip()):
+        value = data
     try:
         text = json.dumps(value, sort_keys=True, default=repr)
     except (TypeError, ValueError):  # keys of mixed types, a structure too deep
@@ -60,18 +63,18 @@ class Record:
         self.label = label
         self.what = what
         self.data = data
-        self.remote_id = record_key(id_value)
+        self.remote_id = record_key(id_value, data)
         #: The record's number once read, to name it in messages as staff know it.
         self.number = ""
 
     def error(self, field: str, value: Any, problem: str) -> ProviderRecordError:
-        subject = (
-            f"a {self.what}" if self.remote_id.startswith("sha256:") else f"{self.what} {self.remote_id}"
-        )
+        digest = self.remote_id.startswith("sha256:")
         if self.number:
-            subject = f"{self.what} {self.number} ({self.remote_id})"
+            subject = f"{self.what} {self.number} ({'no usable id' if digest else self.remote_id})"
+        else:
+            subject = f"{self.what} without a usable id" if digest else f"{self.what} {self.remote_id}"
         return ProviderRecordError(
-            f"{self.label} sent {subject} with {problem}.",
+            f"{self.label} sent {subject}: {problem}.",
             field=field,
             value=value,
             remote_id=self.remote_id,
@@ -82,36 +85,37 @@ class Record:
     # Text -------------------------------------------------------------------------------------
     def text(self, field: str, value: Any, *, limit: int = TEXT_LENGTH) -> str:
         """A string as sent (or a whole number, read as its digits) of at most ``limit``
-        characters; None is empty. Anything else (an object, a list, true) is refused, not stored as its repr."""
+        characters; None is empty. Anything else (an object, a list, true) is refused, not stored as
+        its repr."""
         if value is None:
             return ""
         if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= 64:
             value = str(value)
         if not isinstance(value, str):
-            raise self.error(field, value, f"a {field} that is not text")
+            raise self.error(field, value, f"{field} is not text")
         if len(value) > limit:
-            raise self.error(field, value, f"a {field} of {len(value)} characters (at most {limit})")
+            raise self.error(field, value, f"{field} has {len(value)} characters, the mirror holds {limit}")
         if "\x00" in value:
-            raise self.error(field, value, f"a {field} containing a NUL character")
+            raise self.error(field, value, f"{field} contains a NUL character")
         return value
 
     def identifier(self, field: str, value: Any, *, required: bool = False) -> str:
         text = self.text(field, value, limit=ID_LENGTH)
         if required and not text.strip():
-            raise self.error(field, value, f"no {field}")
+            raise self.error(field, value, f"{field} is missing")
         return text
 
     def url(self, field: str, value: Any) -> str:
         """An http(s) address of at most :data:`URL_LENGTH` characters, or empty."""
         url = self.text(field, value, limit=URL_LENGTH)
         if url and not url.lower().startswith(("https://", "http://")):
-            raise self.error(field, value, f"a {field} that is not an http(s) address")
+            raise self.error(field, value, f"{field} is not an http(s) address")
         return url
 
     def currency(self, field: str, value: Any) -> str:
         code = self.text(field, value, limit=3)
         if not _CURRENCY.fullmatch(code):
-            raise self.error(field, value, f"a {field} that is not a three-letter currency code")
+            raise self.error(field, value, f"{field} is not a three-letter currency code")
         return code.upper()
 
     # Parsed values ----------------------------------------------------------------------------
@@ -122,14 +126,16 @@ class Record:
             return None
         try:
             return parse(value)
-        except (ValueError, TypeError, ArithmeticError) as exc:  # ArithmeticError: Overflow, InvalidOperation
-            raise self.error(field, value, f"an unreadable {field} ({exc})") from exc
+        except (ValueError, TypeError) as exc:
+            raise self.error(field, value, f"{field} is unreadable ({str(exc).rstrip('.')})") from exc
+        except ArithmeticError as exc:  # decimal.Overflow, OverflowError: beyond what can be computed
+            raise self.error(field, value, f"{field} is out of range") from exc
 
     def moment(self, field: str, value: Any, parse: Callable[[Any], datetime]) -> datetime | None:
         """An aware datetime (the parser sees to that) within :data:`EARLIEST` .. :data:`LATEST`."""
         moment = self.parsed(field, value, parse)
         if moment is not None and not EARLIEST <= moment <= LATEST:
-            raise self.error(field, value, f"a {field} out of range")
+            raise self.error(field, value, f"{field} is out of range")
         return moment
 
     def amount(self, field: str, value: Any, parse: Callable[[Any], Decimal]) -> Decimal | None:
@@ -138,11 +144,11 @@ class Record:
         if amount is None:
             return None
         if not amount.is_finite():
-            raise self.error(field, value, f"a {field} that is not a number")
+            raise self.error(field, value, f"{field} is not a number")
         if not amount.is_zero() and amount.adjusted() >= AMOUNT_DIGITS - AMOUNT_PLACES:
-            raise self.error(field, value, f"a {field} too large for the mirror")
+            raise self.error(field, value, f"{field} is too large for the mirror")
         if amount.as_tuple().exponent < -AMOUNT_PLACES and amount != amount.quantize(_CENT):
-            raise self.error(field, value, f"a {field} with more than {AMOUNT_PLACES} decimals")
+            raise self.error(field, value, f"{field} has more than {AMOUNT_PLACES} decimals")
         return amount
 
     # The payload ------------------------------------------------------------------------------
@@ -152,9 +158,9 @@ class Record:
         try:
             encoded = orjson.dumps(self.data)
         except TypeError as exc:
-            raise self.error("raw", None, f"a payload that cannot be stored ({exc})") from exc
+            raise self.error("raw", None, f"the payload cannot be stored ({exc})") from exc
         if _NUL in encoded and _has_nul(self.data):  # the text "\\u0000" is harmless
-            raise self.error("raw", None, "a payload containing a NUL character")
+            raise self.error("raw", None, "the payload contains a NUL character")
 
 
 def _has_nul(value: Any) -> bool:

@@ -192,7 +192,7 @@ def _bad(message: str) -> ProviderBadResponse:
 def _record(data: Any, what: str) -> Record:
     if not isinstance(data, dict):
         record = Record(provider=PROVIDER, label=LABEL, what=what, data=data, id_value=None)
-        raise record.error("", data, "a record that is not a JSON object")
+        raise record.error("", data, "it is not a JSON object")
     return Record(provider=PROVIDER, label=LABEL, what=what, data=data, id_value=data.get("id"))
 
 

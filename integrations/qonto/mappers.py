@@ -160,7 +160,7 @@ def _money(record: Record, data: dict, field: str) -> Decimal | None:
         return amount
     if amount is not None and amount != from_cents:
         raise record.error(
-            cents_field, data.get(cents_field), f"{field} {amount} but {cents_field} {from_cents}"
+            cents_field, data.get(cents_field), f"{field} is {amount} but {cents_field} says {from_cents}"
         )
     return from_cents
 
@@ -179,7 +179,7 @@ def _record(data: Any, key: str, what: str) -> tuple[Record, dict]:
         data = data[key]
     if not isinstance(data, dict) or key in data:
         record = Record(provider=PROVIDER, label=LABEL, what=what, data=data, id_value=None)
-        raise record.error("", data, f"a {what} that is not a JSON object")
+        raise record.error("", data, "it is not a JSON object")
     return Record(provider=PROVIDER, label=LABEL, what=what, data=data, id_value=data.get("id")), data
 
 
@@ -198,7 +198,7 @@ def invoice_from_payload(data: Any) -> RemoteInvoice:
     remote_id = record.identifier("id", invoice.get("id"), required=True)
     status = record.text("status", invoice.get("status"))
     if not status.strip():
-        raise record.error("status", invoice.get("status"), "no status")
+        raise record.error("status", invoice.get("status"), "status is missing")
     record.number = record.text("number", invoice.get("number")) or record.text(
         "invoice_number", invoice.get("invoice_number")
     )

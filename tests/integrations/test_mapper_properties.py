@@ -93,6 +93,7 @@ HOSTILE = [
     "2024-04-31",
     "2024-01-01",
     "12.955",
+    "12.950",
     {"id": "inv_abc"},
     ["inv_abc"],
     12345678901234567890123,
@@ -119,7 +120,7 @@ def assert_holdable(value) -> None:
             isinstance(amount, Decimal)
             and amount.is_finite()
             and abs(amount) < 10**12
-            and amount.as_tuple().exponent >= -2
+            and amount == amount.quantize(Decimal("0.01"))
         )
     for name in ("issue_date", "due_date"):
         assert getattr(value, name, None) is None or type(getattr(value, name)) is date
