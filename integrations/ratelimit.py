@@ -54,7 +54,8 @@ class Window:
 
     @property
     def reserve(self) -> int:
-        return max(1, math.ceil(self.limit * SCAN_RESERVE))
+        """The slots the scan leaves free at least (none of a window of one)."""
+        return min(max(1, math.ceil(self.limit * SCAN_RESERVE)), self.limit - 1)
 
 
 class RateLimiter:
@@ -101,13 +102,16 @@ for i = 1, windows do
     if waiting > 0 then cap = 0 end
   end
   if count >= cap then
-    local w = window
-    if count > 0 then
-      local index = math.min(count - 1, math.max(count - cap, 0))
+    local w = 1
+    if waiting > 0 and not staff then
+      w = waiting
+    elseif count > 0 then
+      -- the slot whose expiry brings the count under the cap (below a cap of 0: the oldest)
+      local index = 0
+      if cap > 0 then index = count - cap end
       local freeing = redis.call('ZRANGE', all, index, index, 'WITHSCORES')
       w = tonumber(freeing[2]) + window - now
     end
-    if waiting > 0 and not staff then w = math.max(w, waiting) end
     if w < 1 then w = 1 end
     if w > wait then wait = w end
   end
@@ -196,14 +200,15 @@ class SqliteRateLimiter(RateLimiter):
                     cap = 0 if waiting > 0 else w.limit - max(w.reserve, staff_count)
                 if count < cap:
                     continue
+                if not staff and waiting > 0:
+                    wait = max(wait, waiting)
+                    continue
+                # The slot whose expiry brings the count under the cap (below a cap of 0: the oldest).
                 freeing = db.execute(
                     "SELECT at FROM grants WHERE bucket = ? ORDER BY at LIMIT 1 OFFSET ?",
-                    (bucket, min(count - 1, max(count - cap, 0))),
+                    (bucket, count - cap if cap > 0 else 0),
                 ).fetchone()
-                w_wait = freeing[0] + w.seconds - now if freeing else w.seconds
-                if not staff:
-                    w_wait = max(w_wait, waiting)
-                wait = max(wait, w_wait, 0.001)
+                wait = max(wait, (freeing[0] + w.seconds - now) if freeing else 0.0, 0.001)
             if wait > 0.0 and staff:
                 db.execute(
                     "INSERT INTO waiting (key, until) VALUES (?, ?) "

@@ -25,8 +25,10 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
+from integrations import errors
 from integrations.qonto.mappers import latest_allowed_paid_on
 from invoices import push
+from invoices.messages import provider_error_message
 from invoices.models import (
     ActionBatch,
     ActionBatchItem,
@@ -39,7 +41,7 @@ from invoices.models import (
     SyncState,
 )
 from invoices.providers import is_configured
-from invoices.sync import MODES
+from invoices.sync import MODES, refresh
 
 logger = logging.getLogger(__name__)
 
@@ -451,6 +453,16 @@ def _describe(invoice: Invoice, result: push.PushResult) -> str:
     if invoice.last_error:
         return f"not confirmed yet ({invoice.last_error}); it will be sent again automatically."
     return f"queued for {provider}."
+
+
+# Reading from the provider -----------------------------------------------------------------------
+def invoice_fetch_pdf(*, invoice: Invoice) -> bool:
+    """A fresh copy of the provider's PDF, kept; False when it has none. A provider error is
+    raised as a ValidationError in plain words."""
+    try:
+        return refresh.invoice_fetch_pdf(invoice=invoice)
+    except errors.ProviderError as exc:
+        raise ValidationError(f"{invoice}: {provider_error_message(exc)}") from exc
 
 
 # Syncing by hand ---------------------------------------------------------------------------------

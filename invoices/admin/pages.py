@@ -16,10 +16,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import ngettext
 
-from integrations import errors
 from invoices import services
 from invoices.forms import MarkPaidForm, MkpInvoiceForm, QontoUploadForm
-from invoices.messages import provider_error_message
 from invoices.models import Customer, Invoice, InvoiceStatus, Provider, SyncState
 from invoices.sync import refresh
 
@@ -197,9 +195,9 @@ class InvoicePages:
 
     def _fetch_pdf(self, request, invoice: Invoice) -> bool:
         try:
-            found = refresh.invoice_fetch_pdf(invoice=invoice)
-        except errors.ProviderError as exc:
-            self.message_user(request, f"{invoice}: {provider_error_message(exc)}", messages.ERROR)
+            found = services.invoice_fetch_pdf(invoice=invoice)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return False
         if not found:
             self.message_user(request, f"{invoice}: the provider has no PDF for it.", messages.WARNING)

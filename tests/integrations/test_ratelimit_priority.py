@@ -62,7 +62,9 @@ def test_a_staff_request_waiting_for_a_slot_holds_the_scan_back(limiter):
     wait = limiter.try_acquire("k", (window,), STAFF)
     assert 0 < wait <= 0.4
     time.sleep(0.45)  # the window is empty again, but a staff request is still waiting
-    assert limiter.try_acquire("k", (window,), SCAN) > 0
+    assert 0 < limiter.try_acquire("k", (Window(2, 60.0),), SCAN) <= 1.0, (
+        "told to wait for the staff request only"
+    )
     assert limiter.try_acquire("k", (window,), STAFF) == 0
 
 
@@ -89,6 +91,10 @@ def test_every_limit_is_used_less_a_margin():
     assert MijnKlantportaalClient(api_key="k").windows == (Window(54, 60.0),)
     assert MijnKlantportaalClient(api_key="k", margin=0.08).windows == (Window(55, 60.0),)
     assert QontoClient(login="o", secret_key="s").windows == (Window(900, 10.0), Window(9000, 600.0))
+
+
+def test_a_window_of_one_is_the_scan_s_when_staff_are_idle(limiter):
+    assert grants(limiter, Window(1, 60.0), SCAN, 2) == 1
 
 
 def test_limiters_with_another_margin_share_one_budget(limiter):

@@ -296,3 +296,29 @@ def test_the_push_task_waits_out_a_database_that_cannot_be_reached(monkeypatch):
     monkeypatch.setattr(push, "backoff_seconds", lambda attempt, cap: countdowns.append(attempt) or 0)
     assert tasks.push_invoices.apply(args=([7],)).get() == {"done": [7], "failed": []}
     assert countdowns == [1], "rescheduled with the backoff, then done"
+
+
+def test_an_upload_and_a_pdf_download_with_the_limiter_store_down_answer_plainly(
+    sandbox, admin_client, retries, settings, django_capture_on_commit_callbacks
+):
+    from tests.invoices.test_admin_create import upload
+
+    customer = mirrored_mkp_customer(sandbox)
+    seed(sandbox, invoices=1, customers=2)
+    assert sync_provider(provider=Provider.MKP, mode=MODE_FULL).status == "succeeded"
+    mirrored = Invoice.objects.get(provider=Provider.MKP)
+    settings.RATE_LIMIT_URL = "redis://127.0.0.1:1/0"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(admin_client, customer, number="2026-950")
+    assert response.status_code == 200
+    assert any(
+        "not confirmed yet (Our shared rate-limit store" in str(m)
+        for m in get_messages(response.wsgi_request)
+    )
+    created = Invoice.objects.get(number="2026-950")
+    assert created.sync_state == SyncState.PENDING and not created.outcome_unknown
+    assert [ids for ids, _ in retries] == [[created.pk]]
+
+    response = admin_client.post(reverse("admin:invoices_invoice_fetch_pdf", args=[mirrored.pk]), follow=True)
+    assert response.status_code == 200
+    assert any("RATE_LIMIT_URL" in str(m) for m in get_messages(response.wsgi_request))
