@@ -9,6 +9,7 @@ from django.db import InterfaceError, OperationalError
 from invoices import push, sync
 from invoices.models import Invoice, Provider, SyncRun
 from invoices.providers import is_configured
+from invoices.retries import backoff_seconds
 from invoices.sync.runs import abandon_stopped_runs
 
 
@@ -20,7 +21,7 @@ def push_invoices(self, invoice_ids: list[int]) -> dict:
         result = push.push_invoices(invoice_ids)
     except (OperationalError, InterfaceError) as exc:
         cap = settings.PUSH_BACKOFF_CAP_SECONDS
-        raise self.retry(exc=exc, countdown=push.backoff_seconds(self.request.retries + 1, cap=cap)) from exc
+        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries + 1, cap=cap)) from exc
     if result.retry_in is not None:
         raise self.retry(countdown=result.retry_in)
     return {"done": result.done, "failed": list(result.failed)}

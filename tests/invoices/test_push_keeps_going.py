@@ -293,7 +293,7 @@ def test_the_push_task_waits_out_a_database_that_cannot_be_reached(monkeypatch):
 
     countdowns = []
     monkeypatch.setattr(push, "push_invoices", flaky)
-    monkeypatch.setattr(push, "backoff_seconds", lambda attempt, cap: countdowns.append(attempt) or 0)
+    monkeypatch.setattr(tasks, "backoff_seconds", lambda attempt, cap: countdowns.append(attempt) or 0)
     assert tasks.push_invoices.apply(args=([7],)).get() == {"done": [7], "failed": []}
     assert countdowns == [1], "rescheduled with the backoff, then done"
 
