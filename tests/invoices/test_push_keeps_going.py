@@ -322,3 +322,11 @@ def test_an_upload_and_a_pdf_download_with_the_limiter_store_down_answer_plainly
     response = admin_client.post(reverse("admin:invoices_invoice_fetch_pdf", args=[mirrored.pk]), follow=True)
     assert response.status_code == 200
     assert any("RATE_LIMIT_URL" in str(m) for m in get_messages(response.wsgi_request))
+
+
+def test_a_sync_with_the_limiter_store_down_fails_plainly(sandbox, settings):
+    settings.SYNC_PAGE_ATTEMPTS = 1  # the page is not asked for again after a pause
+    settings.RATE_LIMIT_URL = "redis://127.0.0.1:1/0"
+    run = sync_provider(provider=Provider.MKP, mode=MODE_FULL)
+    assert run.status == "failed"
+    assert "rate-limit store (RATE_LIMIT_URL) cannot be reached" in run.error
