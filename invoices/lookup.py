@@ -42,6 +42,11 @@ class LookupUnfinished(errors.ProviderError):
         self.retry_after = retry_after
 
 
+class FoundUnreadable(errors.ProviderError):
+    """The look-up met an invoice with our number that MijnKlantportaal sends in a form the mirror
+    cannot hold (quarantined). It exists, so the create is never sent again; staff see why."""
+
+
 def find_lost_create(client, invoice: Invoice) -> RemoteInvoice | None:
     """The invoice our lost create made, or None when every page was read without finding it.
     Raises :class:`LookupUnfinished` when this attempt could not finish."""
@@ -60,6 +65,8 @@ def find_lost_create(client, invoice: Invoice) -> RemoteInvoice | None:
             if found is not None:
                 return found
             _remember(invoice, invoice.lookup_next_page - 1)
+    except FoundUnreadable:
+        raise
     except errors.ProviderError as exc:
         raise LookupUnfinished(
             f"Looking for it at MijnKlantportaal was interrupted ({exc}); {_left(invoice)}",
@@ -88,7 +95,20 @@ class _Pages:
         self.left -= 1
         page = self.client.list_invoices(page=number)
         found = next((item for item in page.items if item.number == self.invoice.number), None)
+        unreadable = next((p for p in page.problems if _number_of(p.raw) == self.invoice.number), None)
+        if found is None and unreadable is not None:
+            raise FoundUnreadable(
+                f"MijnKlantportaal has an invoice numbered {self.invoice.number} ({unreadable.remote_id}),"
+                f" but sends it in a form this back-office cannot hold ({unreadable.message}); see Sync"
+                ' problems. It was not sent again. Once MijnKlantportaal corrects it, "Send again"'
+                " takes it over.",
+                provider=Provider.MKP,
+            )
         return found, page.next_page
+
+
+def _number_of(raw: object) -> object:
+    return raw.get("invoiceNumber") if isinstance(raw, dict) else None
 
 
 def _first_page_to_read(invoice: Invoice) -> int:

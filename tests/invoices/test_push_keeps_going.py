@@ -162,6 +162,35 @@ def test_the_look_up_finds_a_create_that_went_through_on_the_newest_page(
     assert [r["id"] for r in _ours(sandbox, "2026-900")] == [invoice.remote_id]
 
 
+def test_a_create_that_went_through_but_is_unreadable_is_never_sent_again(
+    sandbox, admin_user, queued, mirrored_mkp
+):
+    import requests
+
+    invoice = _mkp_create(mirrored_mkp, admin_user)
+    set_faults(sandbox, {"html": 1.0}, after_share=1.0, methods=["POST"])  # made, answer lost
+    _attempt(invoice)
+    set_faults(sandbox, {})
+    (made,) = _ours(sandbox, "2026-900")
+    requests.post(
+        f"{sandbox.admin_url}/raw/mkp/{made['id']}", json={"fields": {"amount": "NaN"}}, timeout=10
+    ).raise_for_status()
+    _attempt(invoice)
+    assert invoice.sync_state == SyncState.FAILED
+    assert "MijnKlantportaal has an invoice numbered 2026-900" in invoice.last_error
+    assert "It was not sent again" in invoice.last_error
+    assert len(_ours(sandbox, "2026-900")) == 1
+
+    requests.post(
+        f"{sandbox.admin_url}/raw/mkp/{made['id']}", json={"fields": None}, timeout=10
+    ).raise_for_status()
+    services.invoice_retry(invoice=invoice, actor=admin_user)
+    _attempt(invoice)
+    assert invoice.sync_state == SyncState.SYNCED
+    assert invoice.remote_id == made["id"]
+    assert len(_ours(sandbox, "2026-900")) == 1
+
+
 def test_a_look_up_that_cannot_finish_fails_plainly_and_send_again_goes_on(
     sandbox, admin_user, queued, mirrored_mkp, pages_read, settings
 ):
