@@ -12,12 +12,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from integrations import errors
-from invoices.models import Provider, SyncCursor, SyncRun
+from invoices.models import Provider, SyncCursor, SyncProblem, SyncRun
 from invoices.sync.budget import PageBudget
 from invoices.sync.cursors import cursor as _cursor
 from invoices.sync.cursors import save_cursor as _save_cursor
 from invoices.sync.mirror import Scan
 from invoices.sync.pages import RunRecorder, full_run_writers, pull_pages
+from invoices.sync.quarantine import resolve_unseen
 from invoices.sync.removals import verify_unseen
 from invoices.sync.walk import PageWalk
 
@@ -75,6 +76,7 @@ def _complete_pass(full_pass: SyncCursor, last_page: SyncCursor, last_number: in
     deletion shifts later invoices to earlier pages, which the pass may have read already. The
     next runs ask for each suspect by id (a 404 is proof) within their budget."""
     _save_cursor(_cursor(Provider.MKP, "unseen_before"), full_pass.started_at.isoformat())
+    resolve_unseen(provider=Provider.MKP, kind=SyncProblem.Kind.INVOICE, since=full_pass.started_at)
     _save_cursor(last_page, str(last_number))
     _save_cursor(full_pass, "1", started_at=timezone.now())
     return 0
@@ -114,6 +116,7 @@ def mkp_full(client, recorder: RunRecorder, renew) -> int:
     _progress(recorder.run, f"complete: {walk.last.number:,} pages")
     _save_cursor(_cursor(Provider.MKP, "last_page"), str(walk.last.number))
     _save_cursor(_cursor(Provider.MKP, "unseen_before"), position.started_at.isoformat())
+    resolve_unseen(provider=Provider.MKP, kind=SyncProblem.Kind.INVOICE, since=position.started_at)
     return verify_unseen(client, Provider.MKP, PageBudget(settings.MKP_SYNC_PAGE_BUDGET), scan=scan)
 
 

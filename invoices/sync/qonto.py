@@ -9,11 +9,12 @@ from django.utils import timezone
 
 from integrations import errors
 from integrations.types import Page
-from invoices.models import Provider, SyncCursor
+from invoices.models import Provider, SyncCursor, SyncProblem
 from invoices.sync.cursors import cursor as _cursor
 from invoices.sync.cursors import save_cursor as _save_cursor
 from invoices.sync.mirror import Scan
 from invoices.sync.pages import RunRecorder, full_run_writers, pull_pages
+from invoices.sync.quarantine import resolve_unseen
 from invoices.sync.removals import verify_unseen
 from invoices.sync.walk import PageWalk
 
@@ -61,4 +62,5 @@ def qonto_full(client, recorder: RunRecorder, renew) -> int:
     if not cursor.value:
         _save_cursor(cursor, scan.started_at.isoformat())
     _save_cursor(_cursor(Provider.QONTO, "unseen_before"), scan.started_at.isoformat())
+    resolve_unseen(provider=Provider.QONTO, kind=SyncProblem.Kind.INVOICE, since=scan.started_at)
     return verify_unseen(client, Provider.QONTO, scan=scan)

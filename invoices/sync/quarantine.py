@@ -16,6 +16,7 @@ from datetime import datetime
 
 import orjson
 from django.db.models import F
+from django.utils import timezone
 
 from integrations.errors import ProviderRecordError
 from invoices.models import Invoice, SyncProblem
@@ -68,6 +69,14 @@ def record_problems(
             provider=provider, kind=kind, resolved_at__isnull=True, remote_id__in=list(written)
         ).update(resolved_at=now)
     return len(by_key)
+
+
+def resolve_unseen(*, provider: str, kind: str, since: datetime) -> int:
+    """A complete pass that began at ``since`` did not meet these problems: the provider corrected
+    the record (one without a usable id cannot be matched otherwise) or deleted it."""
+    return SyncProblem.objects.filter(
+        provider=provider, kind=kind, resolved_at__isnull=True, last_seen_at__lt=since
+    ).update(resolved_at=timezone.now())
 
 
 def _value_text(value: object) -> str:

@@ -98,10 +98,14 @@ def test_poison_invoices_are_quarantined_and_the_sync_goes_on_until_the_provider
     assert (fixed.status, fixed.quarantined) == (SyncRun.Status.SUCCEEDED, 0)
     assert Invoice.objects.filter(provider=provider).count() == 40
     resolved = problems(provider, resolved_at__isnull=False)
-    assert set(resolved) == set(poisoned)
+    assert set(poisoned) <= set(resolved)
     assert all(p.first_seen_at < p.resolved_at for p in resolved.values())
-    # A record without a usable id cannot be told apart from a new one: its problem stays open.
-    assert list(problems(provider, resolved_at__isnull=True)) == [id_problem.remote_id]
+    # A record without a usable id cannot be matched to its corrected copy: a complete pass that no
+    # longer meets it resolves it (a quick MijnKlantportaal run reads the whole three-page list).
+    if provider == Provider.QONTO:
+        assert list(problems(provider, resolved_at__isnull=True)) == [id_problem.remote_id]
+        assert sync_provider(provider=provider, mode=MODE_FULL).status == SyncRun.Status.SUCCEEDED
+    assert not problems(provider, resolved_at__isnull=True)
 
 
 def test_a_mirrored_invoice_turned_unreadable_keeps_its_last_copy_and_is_not_taken_for_removed(sandbox):
