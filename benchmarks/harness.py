@@ -41,6 +41,23 @@ def setup_django(server: str, name: str, *, rate_limit_url: str = "off") -> None
     call_command("migrate", verbosity=0, interactive=False)
 
 
+@contextmanager
+def scratch_database(server: str, name: str, *, rate_limit_url: str = "off"):
+    """A database made for the run, migrated and Django set up on it; dropped afterwards, and the
+    run's duration printed."""
+    started = time.perf_counter()
+    recreate_database(server, name)
+    try:
+        setup_django(server, name, rate_limit_url=rate_limit_url)
+        yield
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        recreate_database(server, name, drop_only=True)
+        print(f"\nbenchmark took {time.perf_counter() - started:.0f} s")
+
+
 @dataclass
 class CpuUse:
     """CPU seconds used over a span: by the whole machine, this process and the sandbox process."""

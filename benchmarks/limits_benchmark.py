@@ -36,8 +36,7 @@ from harness import (
     clear_mirror,
     cpu_meter,
     point_clients_at,
-    recreate_database,
-    setup_django,
+    scratch_database,
 )
 
 MKP_PER_MINUTE = 60
@@ -84,7 +83,7 @@ def limits_on(sandbox: SandboxProcess, latency_ms: int, rate_limit_url: str) -> 
     sandbox.admin("POST", "/config", {"rate_limit": True, "latency_ms": latency_ms})
 
 
-def qonto_full(sandbox: SandboxProcess, n: int, latency: float, rate_limit_url: str, margin: float) -> None:
+def qonto_full(sandbox: SandboxProcess, n: int, latency: float, rate_limit_url: str, share: float) -> None:
     from invoices.models import Provider
     from invoices.sync import MODE_FULL, sync_provider
 
@@ -100,13 +99,13 @@ def qonto_full(sandbox: SandboxProcess, n: int, latency: float, rate_limit_url: 
     made, refused = requests_at(sandbox, "qonto")
     made -= before
     floor_latency = made * latency
-    floor_rate = made / (QONTO_PER_10S * margin / 10)
+    floor_rate = made / (QONTO_PER_10S * share / 10)
     floor = max(floor_latency, floor_rate)
     print(
         f"1. Qonto full reconciliation: {run.created + run.updated + run.unchanged:,} invoices, {made:,}"
         f" requests in {seconds:.1f} s ({run.status})\n"
         f"   floor {floor:.1f} s (latency: {made:,} x {latency * 1000:.0f} ms = {floor_latency:.1f} s;"
-        f" limit: {made:,} / {QONTO_PER_10S * margin / 10:.0f} a second = {floor_rate:.1f} s)\n"
+        f" limit: {made:,} / {QONTO_PER_10S * share / 10:.0f} a second = {floor_rate:.1f} s)\n"
         f"   time / floor = {seconds / floor:.2f} (target at most 1.20); refused by Qonto as over its"
         f" limit: {refused}; CPU {cpu.own:.1f} s here, {cpu.rest:.1f} s PostgreSQL",
         flush=True,
@@ -221,29 +220,23 @@ def main() -> int:
 
     latency = parse_latency(args.latency) / 1000
     server = args.server.rstrip("/")
-    recreate_database(server, args.database)
-    started = time.perf_counter()
-    try:
-        setup_django(server, args.database, rate_limit_url=args.rate_limit_url)
+    with scratch_database(server, args.database, rate_limit_url=args.rate_limit_url):
         from django.conf import settings
 
-        margin = getattr(settings, "RATE_LIMIT_MARGIN", 1.0)
+        share = 1 - settings.RATE_LIMIT_MARGIN  # of each provider limit our limiter lets through
         sandbox = SandboxProcess("--seed-invoices", "0", "--latency", args.latency)
-        print(f"latency {latency * 1000:.0f} ms; our limiter at {args.rate_limit_url}; margin {margin}")
+        print(
+            f"latency {latency * 1000:.0f} ms; our limiter at {args.rate_limit_url}, letting through"
+            f" {share:.0%} of each provider limit"
+        )
         try:
             point_clients_at(sandbox, rate_limit_url=args.rate_limit_url)
-            qonto_full(sandbox, args.qonto_invoices, latency, args.rate_limit_url, margin)
+            qonto_full(sandbox, args.qonto_invoices, latency, args.rate_limit_url, share)
             clear_mirror()
             mkp_full_pass(sandbox, args.mkp_invoices, latency, args.rate_limit_url)
             bulk_mark_paid(sandbox, args.payments, args.window, latency, args.rate_limit_url)
         finally:
             sandbox.stop()
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        recreate_database(server, args.database, drop_only=True)
-    print(f"\nbenchmark took {time.perf_counter() - started:.0f} s")
     return 0
 
 

@@ -63,8 +63,7 @@ from harness import (
     clear_mirror,
     cpu_meter,
     point_clients_at,
-    recreate_database,
-    setup_django,
+    scratch_database,
 )
 
 COLUMNS = (
@@ -545,10 +544,7 @@ def main() -> int:
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     server = args.server.rstrip("/")
     dsn = f"{server}/{args.database}"
-    started = time.perf_counter()
-    recreate_database(server, args.database)
-    try:
-        setup_django(server, args.database)
+    with scratch_database(server, args.database):
         from django.db import connection
 
         print(
@@ -575,12 +571,6 @@ def main() -> int:
                 f" {last.queries / last.pages:.2f}; peak RSS growth {mb(peak_memory(results[0])['rss_growth'])}"
                 f" -> {mb(peak_memory(results[-1])['rss_growth'])}"
             )
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        recreate_database(server, args.database, drop_only=True)
-    print(f"\nbenchmark took {time.perf_counter() - started:.0f} s")
     return 0
 
 
