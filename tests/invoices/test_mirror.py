@@ -2,6 +2,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from invoices.models import Invoice, InvoiceEvent, InvoiceStatus, PendingAction, Provider, SyncState
@@ -10,6 +11,19 @@ from tests.conftest import REQUIRE_SERVICES
 from tests.factories import CustomerFactory, InvoiceFactory, remote_invoice
 
 pytestmark = pytest.mark.django_db
+
+# One source of truth for the upsert rules: on PostgreSQL every case runs against the set-based
+# merge and against the ORM path beside it (the one SQLite uses), which must agree.
+PATHS = ["set-based merge", "ORM"] if "postgresql" in settings.DATABASES["default"]["ENGINE"] else ["ORM"]
+
+
+@pytest.fixture(autouse=True, params=PATHS)
+def upsert_path(request, monkeypatch):
+    if request.param == "ORM":
+        from invoices.sync import mirror
+
+        monkeypatch.setattr(mirror, "_upsert_set_based", mirror._upsert_with_orm)
+    return request.param
 
 
 def page(n, start=0, **overrides):
