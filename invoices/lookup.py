@@ -65,7 +65,9 @@ def find_lost_create(client, invoice: Invoice) -> RemoteInvoice | None:
             if found is not None:
                 return found
             _remember(invoice, invoice.lookup_next_page - 1)
-    except FoundUnreadable:
+    except (FoundUnreadable, errors.ProviderRateLimited):
+        # A wait for the request budget (ours, or a 429) is no attempt: the push reschedules after
+        # it and gives the attempt back; the pages read downward so far are kept on the row.
         raise
     except errors.ProviderError as exc:
         raise LookupUnfinished(
