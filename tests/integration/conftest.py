@@ -4,7 +4,9 @@ These tests skip when DATABASE_URL / CELERY_BROKER_URL do not point at such serv
 instead when REQUIRE_SERVICES=1 (CI sets it), so a missing service can never pass silently.
 """
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -50,10 +52,14 @@ class Workers:
         self.env = env
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
+        self.started = 0  # workers started so far: each start logs to files of its own
 
     def start(self, count: int = 1, *, concurrency: int = 2, beat: bool = False) -> None:
+        """Start ``count`` workers (and beat) with ``self.env`` as it is now."""
         celery = [sys.executable, "-m", "celery", "-A", "config"]
-        for n in range(count):
+        logs = [f"worker{n}.log" for n in range(self.started, self.started + count)]
+        self.started += count
+        for n, log_name in enumerate(logs, start=self.started - count):
             name = f"test{n}-{uuid.uuid4().hex[:6]}@%h"
             cmd = [
                 *celery,
@@ -68,11 +74,11 @@ class Workers:
                 "--without-gossip",
                 "--without-heartbeat",
             ]
-            self._spawn(cmd, f"worker{n}.log")
+            self._spawn(cmd, log_name)
         if beat:
             schedule = self.log_dir / "beat-schedule"
             self._spawn([*celery, "beat", "-l", "info", "-s", str(schedule)], "beat.log")
-        self._wait_ready(count)
+        self._wait_ready(logs)
 
     def _spawn(self, cmd: list[str], log_name: str) -> None:
         log = (self.log_dir / log_name).open("ab")
@@ -82,11 +88,10 @@ class Workers:
             )
         )
 
-    def _wait_ready(self, count: int, timeout: float = 60) -> None:
+    def _wait_ready(self, logs: list[str], timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            ready = sum("ready." in p.read_text(errors="ignore") for p in self.log_dir.glob("worker*.log"))
-            if ready >= count:
+            if all("ready." in (self.log_dir / name).read_text(errors="ignore") for name in logs):
                 return
             if any(p.poll() is not None for p in self.processes):
                 break
@@ -96,6 +101,9 @@ class Workers:
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="ignore")[-4000:] for p in sorted(self.log_dir.glob("*.log")))
 
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
     def stop(self) -> None:
         for process in self.processes:
             process.terminate()
@@ -103,8 +111,27 @@ class Workers:
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                self._kill_group(process)
+        self.processes = []
+
+    def kill(self) -> None:
+        """kill -9 of every worker and its pool processes (each runs in a process group of its own),
+        as a machine that dies: nothing is acknowledged, released or written on the way out."""
+        for process in self.processes:
+            self._kill_group(process)
+        self.processes = []
+
+    def restart(self, count: int = 1, **env: str) -> None:
+        """Stop the running workers, then start ``count`` new ones with ``env`` changed."""
+        self.stop()
+        self.env.update(env)
+        self.start(count)
+
+    @staticmethod
+    def _kill_group(process: subprocess.Popen) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @pytest.fixture
