@@ -19,7 +19,10 @@ def provider_error_message(exc: errors.ProviderError) -> str:
     if isinstance(exc, errors.ProviderNotFound):
         return f"{name} does not know this invoice (any more)."
     if isinstance(exc, errors.ProviderRateLimited):
-        return f"{name} asks us to slow down; try again in {round(exc.retry_after)} seconds."
+        wait = f"{round(exc.retry_after)} seconds"
+        if exc.status_code is None:  # our own shared limiter, keeping under the provider's limit
+            return f"The requests {name} allows us are used up for the moment; it goes on in {wait}."
+        return f"{name} asks us to slow down; try again in {wait}."
     if isinstance(exc, errors.ProviderConfigurationError):
         return f"{name} is not set up correctly: {exc}"
     if isinstance(exc, errors.RateLimiterUnavailable):

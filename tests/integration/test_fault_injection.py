@@ -358,6 +358,10 @@ def test_sync_loses_nothing_under_faults(workers, sandbox, faults_left_as_found,
     beat_log = (workers.log_dir / "beat.log").read_text(errors="ignore")
     workers.stop()
 
+    # A full MijnKlantportaal run resumes a pass that a stopped worker began, and judges what it
+    # did not see against that pass's start: an invoice deleted after the pass read its page is
+    # found by the next pass. So the comparison is made after a pass that began now.
+    _sync_until_done(Provider.MKP, sync.MODE_FULL)
     runs = {provider: _sync_until_done(provider, sync.MODE_FULL) for provider in Provider.values}
     remote = {provider: remote_state(sandbox, provider) for provider in Provider.values}
     final_stats = _admin(sandbox, "GET", "/stats")
