@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 #: The share of every documented limit left unused: clocks differ, and the provider counts too.
-DEFAULT_MARGIN = 0.1
+DEFAULT_MARGIN = 0.05
 READ_METHODS = frozenset({"GET", "HEAD"})
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 

@@ -40,7 +40,7 @@ STAFF = "staff"
 SCAN = "scan"
 PRIORITIES = (STAFF, SCAN)
 #: The share of each window the scan always leaves free for staff work.
-SCAN_RESERVE = 0.1
+SCAN_RESERVE = 0.02
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def test_the_client_asks_the_limiter_with_its_priority_and_its_margined_windows(
     MijnKlantportaalClient(api_key="k", rate_limiter=limiter, priority=priority).list_invoices(page=1)
     ((asked, windows),) = limiter.asked
     assert asked == priority
-    assert [w.limit for w in windows] == [54]
+    assert [w.limit for w in windows] == [57]
 
 
 def test_a_429_from_the_provider_is_a_refusal_with_its_retry_after(mocked):
