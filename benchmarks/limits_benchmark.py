@@ -13,7 +13,8 @@ production.
    floor. The floor is the larger of what the latency allows (one request in flight, as the sync
    fetches: requests x latency) and what the limit allows (requests / the allowed rate).
 2. MijnKlantportaal full pass of ``--mkp-invoices`` invoices (15 a page): the share of the key's
-   60 requests a minute it used, and the requests the provider refused as over its limit.
+   60 requests a minute it used in its steady state (from its second minute to its third), and the
+   requests the provider refused as over its limit.
 3. Bulk mark-paid of ``--payments`` MijnKlantportaal invoices while the quick sync runs every
    minute, as beat runs it: the payments a minute over ``--window`` seconds, with two workers.
 
@@ -47,7 +48,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--latency", default="80ms", help="the sandbox holds every answer this long")
     parser.add_argument("--qonto-invoices", type=int, default=100_000)
-    parser.add_argument("--mkp-invoices", type=int, default=1_500)
+    parser.add_argument("--mkp-invoices", type=int, default=3_300)
     parser.add_argument("--payments", type=int, default=1_000)
     parser.add_argument("--window", type=float, default=120.0, help="seconds the bulk mark-paid is watched")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
@@ -113,6 +114,9 @@ def qonto_full(sandbox: SandboxProcess, n: int, latency: float, rate_limit_url: 
 
 
 def mkp_full_pass(sandbox: SandboxProcess, n: int, latency: float, rate_limit_url: str) -> None:
+    """The share of the key's budget the pass uses in its steady state: from its second minute to
+    its third, after the first minute's burst (a sliding window lets a whole minute's requests go
+    at once at the start)."""
     from invoices.models import Provider
     from invoices.sync import MODE_FULL, sync_provider
 
@@ -120,17 +124,34 @@ def mkp_full_pass(sandbox: SandboxProcess, n: int, latency: float, rate_limit_ur
     sandbox.admin("POST", "/seed", {"invoices": n, "seed": 2})
     limits_on(sandbox, round(latency * 1000), rate_limit_url)
     before, refused_before = requests_at(sandbox, "mkp")
+    marks: dict[int, int] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        for minute in (1, 3):
+            if done.wait(max(started + minute * 60 - time.perf_counter(), 0)):
+                return
+            marks[minute] = requests_at(sandbox, "mkp")[0]
+
     started = time.perf_counter()
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     run = sync_provider(provider=Provider.MKP, mode=MODE_FULL)
     seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
     made, refused = requests_at(sandbox, "mkp")
     made -= before
-    share = made / (seconds / 60 * MKP_PER_MINUTE)
+    steady = (
+        f"from minute 1 to minute 3: {marks[3] - marks[1]} requests = {(marks[3] - marks[1]) / 2:.1f} a"
+        f" minute = {(marks[3] - marks[1]) / 2 / MKP_PER_MINUTE:.2f} of the key's {MKP_PER_MINUTE}"
+        if len(marks) == 2
+        else "the pass ended within three minutes: give --mkp-invoices more for the steady state"
+    )
     print(
         f"2. MijnKlantportaal full pass: {run.pages:,} pages, {made:,} requests in {seconds:.1f} s"
         f" ({run.status}{': ' + run.error if run.error else ''})\n"
-        f"   {made / seconds * 60:.1f} requests a minute = {share:.2f} of the key's {MKP_PER_MINUTE}"
-        f" (target at least 0.90); refused as over the limit: {refused - refused_before}",
+        f"   {steady} (target at least 0.90); refused as over the limit: {refused - refused_before}",
         flush=True,
     )
 
