@@ -68,6 +68,20 @@ SCHEDULE_SECONDS = {
 }
 
 
+def faults_on(sandbox) -> None:
+    """The fault mix of this suite, on both providers, every method, repeatable by its seed."""
+    set_faults(
+        sandbox,
+        FAULTS,
+        after_share=0.5,
+        seed=SEED,
+        slow_seconds=SLOW_SECONDS,
+        timeout_seconds=HELD_SECONDS,
+        providers=list(Provider.values),
+        methods=None,
+    )
+
+
 def _admin(sandbox, method: str, path: str, **kwargs) -> dict:
     response = requests.request(method, f"{sandbox.admin_url}{path}", timeout=30, **kwargs)
     response.raise_for_status()
@@ -322,16 +336,7 @@ def test_sync_loses_nothing_under_faults(workers, sandbox, faults_left_as_found,
     # the faults stop (the default 15-minute cap would let one unlucky invoice wait for minutes).
     workers.env["PUSH_BACKOFF_CAP_SECONDS"] = "30"
     workers.start(2, beat=True)
-    set_faults(
-        sandbox,
-        FAULTS,
-        after_share=0.5,
-        seed=SEED,
-        slow_seconds=SLOW_SECONDS,
-        timeout_seconds=HELD_SECONDS,
-        providers=list(Provider.values),
-        methods=None,
-    )
+    faults_on(sandbox)
 
     faulty_since = time.monotonic()
     ops = Operations(sandbox, admin_user, customers)

@@ -25,16 +25,13 @@ from invoices.models import Customer, Invoice, InvoiceStatus, Provider, SyncProb
 from invoices.tasks import sweep_sync_runs, sync_provider
 from tests.integration.conftest import wait_for
 from tests.integration.test_fault_injection import (
-    FAULTS,
-    HELD_SECONDS,
     READ_TIMEOUT,
-    SEED,
-    SLOW_SECONDS,
     Operations,
     _compare,
     _every_few_seconds,
     _outbox_busy,
     _sync_until_done,
+    faults_on,
 )
 from tests.invoices.helpers import remote_state, seed, set_config, set_faults
 
@@ -446,16 +443,7 @@ def test_a_bulk_mark_paid_of_hundreds_while_syncs_run_with_poison_at_both_provid
     _every_few_seconds()
     workers.env.update(PROVIDER_READ_TIMEOUT=str(READ_TIMEOUT), PUSH_BACKOFF_CAP_SECONDS="15")
     workers.start(2, beat=True)
-    set_faults(
-        sandbox,
-        FAULTS,
-        after_share=0.5,
-        seed=SEED,
-        slow_seconds=SLOW_SECONDS,
-        timeout_seconds=HELD_SECONDS,
-        providers=list(Provider.values),
-        methods=None,
-    )
+    faults_on(sandbox)
     faulty_since = time.monotonic()
     ops = Operations(sandbox, admin_user, [])
     report = services.invoices_bulk_mark_paid(
