@@ -36,7 +36,7 @@ ROLES: dict[str, list[str]] = {
 }
 
 DESCRIPTIONS = {
-    VIEWER: "sees invoices, customers, bulk results and sync runs, opens PDFs, exports CSV",
+    VIEWER: "sees invoices, customers, bulk results, sync runs and sync problems, opens PDFs, exports CSV",
     CLERK: "also uploads and sends invoices, marks them paid, refreshes from the provider, retries",
     ADMIN: "everything of the back-office, including starting syncs and the Celery schedules",
 }

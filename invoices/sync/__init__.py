@@ -12,7 +12,8 @@ reconciliation now and then catches what the window missed and what was deleted.
 The package: ``runs`` (one run of a provider, its lease and its SyncRun; the sweep of stopped
 runs), ``walk`` (a list read page by page, pages tried again, the position kept), ``pages`` (pages
 to the mirror in groups), one module per provider (``mkp``, ``qonto``) and ``customers``, ``removals``
-(invoices a complete scan did not see), ``cursors``; the upsert (``mirror``, ``pgmerge`` on
+(invoices a complete scan did not see), ``quarantine`` (records the mirror cannot hold), ``cursors``;
+the upsert (``mirror``, ``pgmerge`` on
 PostgreSQL, with ``writers``, ``prefetch`` and ``collector``), ``leases`` and ``refresh``.
 """
 

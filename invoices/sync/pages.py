@@ -97,7 +97,9 @@ def pull_pages(
                 partial(store, fetched_at, remotes, problems, len(group)),
                 keys=[*(r.remote_id for r in remotes), *(p.remote_id for p in problems)],
             )
-            if time.monotonic() - renewed > 30:  # the lease lasts LEASE_TTL: no need to renew per page
+            if (
+                time.monotonic() - renewed > 30
+            ):  # its heartbeat renews the lease; this checks it is still ours
                 renew()
                 renewed = time.monotonic()
             last = group[-1]
