@@ -149,20 +149,24 @@ def upsert_customers(*, provider: str, remotes: list[RemoteCustomer]) -> Counts:
 
 
 def link_orphan_invoices(provider: str) -> int:
-    """Link invoices that arrived before their customer (or while the customer sync ran)."""
+    """Link invoices that arrived before their customer (or while the customer sync ran).
+
+    The rows are locked in primary-key order and rows another transaction holds are skipped, so a
+    customer run linking and an invoice run writing at the same time never deadlock; what is
+    skipped is linked by the writer itself or by the next run."""
     known = Customer.objects.filter(provider=provider, remote_id=OuterRef("customer_remote_id"))
-    return (
-        Invoice.objects.filter(provider=provider, customer__isnull=True)
-        .exclude(customer_remote_id="")
-        .filter(Exists(known))
-        .update(
-            customer=Subquery(
-                Customer.objects.filter(provider=provider, remote_id=OuterRef("customer_remote_id")).values(
-                    "pk"
-                )[:1]
-            )
+    with transaction.atomic():
+        orphans = list(
+            Invoice.objects.select_for_update(skip_locked=True)
+            .filter(provider=provider, customer__isnull=True)
+            .exclude(customer_remote_id="")
+            .filter(Exists(known))
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
-    )
+        if not orphans:
+            return 0
+        return Invoice.objects.filter(pk__in=orphans).update(customer=Subquery(known.values("pk")[:1]))
 
 
 class Scan:

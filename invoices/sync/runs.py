@@ -44,6 +44,9 @@ def sync_provider(*, provider: str, mode: str = MODE_QUICK) -> SyncRun:
         try:
             with bulk_allocations():
                 removed = RUNNERS[(provider, mode)](client, recorder, heartbeat.check)
+            # After the pages are committed, so rows written by a concurrent customer or invoice
+            # run are visible.
+            link_orphan_invoices(provider)
         except (errors.ProviderError, leases.LeaseLost) as exc:
             # What was written stays; the next run resumes where this one stopped.
             status, error, removed = SyncRun.Status.FAILED, str(exc), 0
@@ -57,8 +60,6 @@ def sync_provider(*, provider: str, mode: str = MODE_QUICK) -> SyncRun:
                 finished_at=timezone.now(),
             )
             raise
-        # After commit, so rows written by a concurrent customer or invoice run are visible.
-        link_orphan_invoices(provider)
         SyncRun.objects.filter(pk=run.pk).update(
             status=status,
             error=error,

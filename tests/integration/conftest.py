@@ -160,11 +160,13 @@ def workers(real_services, transactional_db, sandbox, settings, tmp_path):
     app.control.purge()
 
 
-def wait_for(check, *, timeout: float = 60, interval: float = 0.25, what: str = "condition"):
+def wait_for(check, *, timeout: float = 60, interval: float = 0.25, what: str = "condition", detail=None):
+    """Poll ``check`` until it is truthy; on time-out, ``detail()`` says what the state was."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    found = f"\n{detail()}" if detail is not None else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{found}")

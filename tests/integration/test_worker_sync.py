@@ -25,7 +25,11 @@ def test_sync_and_mark_paid_through_a_worker(workers, sandbox, admin_user):
         runs = SyncRun.objects.filter(status=SyncRun.Status.SUCCEEDED)
         return runs.count() == 4
 
-    wait_for(synced, what="customer and invoice syncs of both providers", timeout=90)
+    def runs_and_logs() -> str:
+        runs = SyncRun.objects.order_by("pk").values_list("provider", "kind", "status", "error")
+        return "\n".join(map(str, runs)) + "\n" + workers.logs()
+
+    wait_for(synced, what="customer and invoice syncs of both providers", timeout=90, detail=runs_and_logs)
     for provider in Provider.values:
         remote = remote_state(sandbox, provider)
         local = Invoice.objects.filter(provider=provider)
