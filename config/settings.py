@@ -74,7 +74,7 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.SecretsFilter"
 DEFAULT_EXCEPTION_REPORTER = "config.error_reports.SecretsExceptionReporter"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.BackOfficeAdminConfig",  # django.contrib.admin with the dashboard on its index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -161,8 +161,10 @@ class Invoice(models.Model):
 
     @property
     def is_overdue(self) -> bool:
+        """As ``selectors.overdue_q``: open at the provider, not removed, past its due date."""
         return (
             self.status == InvoiceStatus.OPEN
+            and self.remote_id is not None
             and self.due_date is not None
             and self.due_date < timezone.localdate()
             and self.removed_at is None

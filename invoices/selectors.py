@@ -1,8 +1,10 @@
-"""Reads for the admin: filters, warnings, batch results."""
+"""Reads for the admin: filters, warnings, batch results. The dashboard's figures are in
+``invoices.dashboard``; what counts as outstanding, overdue and in which aging bucket is said here,
+once, for the dashboard and the list's filters alike."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.db.models import Q
@@ -12,8 +14,36 @@ from invoices.models import ActionBatch, InvoiceStatus, Provider, SyncRun, SyncS
 from invoices.providers import is_configured
 
 
-def overdue_q() -> Q:
-    return Q(status=InvoiceStatus.OPEN, due_date__lt=timezone.localdate(), removed_at__isnull=True)
+def outstanding_q() -> Q:
+    """Owed by a customer: open, at the provider (a draft never sent is owed by nobody), not removed."""
+    return Q(status=InvoiceStatus.OPEN, remote_id__isnull=False, removed_at__isnull=True)
+
+
+def overdue_q(*, today: date | None = None) -> Q:
+    return outstanding_q() & Q(due_date__lt=today or timezone.localdate())
+
+
+# Aging of what is outstanding, by days past the due date: (key, label, first day, last day).
+AGING_BUCKETS: list[tuple[str, str, int | None, int | None]] = [
+    ("current", "Not yet due", None, 0),
+    ("1-30", "1-30 days overdue", 1, 30),
+    ("31-60", "31-60 days overdue", 31, 60),
+    ("61-90", "61-90 days overdue", 61, 90),
+    ("90+", "Over 90 days overdue", 91, None),
+]
+
+
+def aging_q(key: str, *, today: date | None = None) -> Q:
+    """The outstanding invoices of one aging bucket; "current" includes those without a due date."""
+    today = today or timezone.localdate()
+    _, _, first, last = next(bucket for bucket in AGING_BUCKETS if bucket[0] == key)
+    if first is None:
+        days = Q(due_date__isnull=True) | Q(due_date__gte=today - timedelta(days=last))
+    else:
+        days = Q(due_date__lte=today - timedelta(days=first))
+        if last is not None:
+            days &= Q(due_date__gte=today - timedelta(days=last))
+    return outstanding_q() & days
 
 
 def admin_warnings() -> list[str]:

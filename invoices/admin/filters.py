@@ -58,3 +58,20 @@ class RemovedFilter(YesNoFilter):
 
     def condition(self) -> Q:
         return Q(removed_at__isnull=False)
+
+
+class OutstandingFilter(admin.SimpleListFilter):
+    """What customers owe, in all or by aging bucket: the dashboard's figures link here."""
+
+    title = "outstanding"
+    parameter_name = "outstanding"
+
+    def lookups(self, request, model_admin):
+        return [("all", "All outstanding"), *((key, label) for key, label, _, _ in selectors.AGING_BUCKETS)]
+
+    def queryset(self, request, queryset):
+        if self.value() == "all":
+            return queryset.filter(selectors.outstanding_q())
+        if self.value() in {key for key, _, _, _ in selectors.AGING_BUCKETS}:
+            return queryset.filter(selectors.aging_q(self.value()))
+        return queryset

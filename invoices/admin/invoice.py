@@ -16,7 +16,7 @@ from django.utils.translation import ngettext
 from invoices import selectors, services
 from invoices.admin.base import GuardedAdmin
 from invoices.admin.export import invoices_csv_response
-from invoices.admin.filters import OverdueFilter, PaidFilter, RemovedFilter
+from invoices.admin.filters import OutstandingFilter, OverdueFilter, PaidFilter, RemovedFilter
 from invoices.admin.pages import InvoicePages
 from invoices.models import Invoice, InvoiceEvent, SyncState
 from invoices.sync.mirror import MIRRORED_FIELDS
@@ -73,7 +73,15 @@ class InvoiceAdmin(InvoicePages, GuardedAdmin):
         "status_display",
         "sync_display",
     )
-    list_filter = ("provider", "status", PaidFilter, OverdueFilter, "sync_state", RemovedFilter)
+    list_filter = (
+        "provider",
+        "status",
+        PaidFilter,
+        OverdueFilter,
+        OutstandingFilter,
+        "sync_state",
+        RemovedFilter,
+    )
     search_fields = ("number", "customer_name", "customer__name", "customer__email", "remote_id")
     date_hierarchy = "issue_date"
     list_select_related = ("customer",)

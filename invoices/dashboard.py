@@ -1,0 +1,304 @@
+"""Reads for the receivables dashboard on the admin index.
+
+Every block is one or two grouped queries with conditional aggregates, whatever the number of
+invoices; per-provider figures and the totals come from the same rows. Each figure carries the
+query of the invoice list that shows the same invoices, so a click lists what was counted.
+
+Only EUR invoices count in the EUR figures; what is outstanding in another currency is listed
+apart. Invoices removed at the provider count nowhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.db.models import Count, F, Max, Q, Sum
+from django.db.models.functions import TruncMonth
+from django.urls import reverse
+from django.utils import timezone
+
+from invoices.models import Invoice, InvoiceStatus, Provider, SyncProblem, SyncRun, SyncState
+from invoices.selectors import AGING_BUCKETS, aging_q, outstanding_q, overdue_q
+
+EUR = "EUR"
+ZERO = Decimal("0.00")
+DSO_DAYS = 90  # days sales outstanding: outstanding / invoiced in the last DSO_DAYS days * DSO_DAYS
+MONTHS = 12
+TOP_CUSTOMERS = 10
+# Every provider, named: lets the (provider, status, due_date) index serve a filter on status.
+PROVIDERS = [provider.value for provider in Provider]
+
+
+@dataclass
+class Figure:
+    """A count and an amount, and the list (invoices or sync problems) that shows them."""
+
+    count: int = 0
+    amount: Decimal = ZERO
+    params: dict[str, str] = field(default_factory=dict)
+    model: str = "invoice"
+
+    @property
+    def url(self) -> str:
+        return f"{reverse(f'admin:invoices_{self.model}_changelist')}?{urlencode(self.params)}"
+
+    def add(self, count: int, amount: Decimal | None) -> None:
+        self.count += count
+        self.amount += amount or ZERO
+
+
+@dataclass
+class Row:
+    label: str
+    cells: list[Figure]  # one per provider, then the total
+    days: list[Decimal | None] | None = None  # the days sales outstanding row shows days instead
+
+    @property
+    def entries(self) -> list[tuple[Figure, Decimal | None]]:
+        return list(zip(self.cells, self.days or [None] * len(self.cells), strict=True))
+
+
+@dataclass
+class Month:
+    start: date
+    invoiced: Decimal = ZERO
+    paid: Decimal = ZERO
+
+
+@dataclass
+class SyncHealth:
+    provider: str
+    label: str
+    last_success: datetime | None
+    stale: bool
+    failed_pushes: Figure
+    open_problems: Figure
+
+
+@dataclass
+class Dashboard:
+    today: date
+    columns: list[str]  # the providers' names, then "Total"
+    rows: list[Row]
+    dso_since: date
+    months: list[Month]
+    top_customers: list[tuple[str, str, Figure]]  # name, provider, overdue
+    other_currencies: list[tuple[str, str, Figure]]  # currency, provider, outstanding
+    sync: list[SyncHealth]
+
+
+def _params(provider: str | None, **params: str) -> dict[str, str]:
+    return ({"provider__exact": provider} if provider else {}) | params
+
+
+def _columns(**params: str) -> list[Figure]:
+    """A figure per provider and one for the total, each with its list's query."""
+    return [Figure(params=_params(p, **params)) for p in PROVIDERS] + [Figure(params=params)]
+
+
+def _add(cells: list[Figure], provider: str, count: int, amount: Decimal | None) -> None:
+    cells[PROVIDERS.index(provider)].add(count, amount)
+    cells[-1].add(count, amount)
+
+
+def _month_start(day: date, months_back: int = 0) -> date:
+    index = day.year * 12 + day.month - 1 - months_back
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _as_date(value: date | datetime) -> date:
+    return timezone.localtime(value).date() if isinstance(value, datetime) else value
+
+
+def _days_outstanding(outstanding: Decimal, invoiced: Decimal) -> Decimal | None:
+    if invoiced <= 0:
+        return None
+    return (outstanding / invoiced * DSO_DAYS).quantize(Decimal("1"), rounding=ROUND_HALF_UP)
+
+
+def receivables_dashboard() -> Dashboard:
+    today = timezone.localdate()
+    eur = {"currency": EUR}
+
+    # Block 1: what is outstanding, overdue and in each aging bucket (one query).
+    outstanding = _columns(outstanding="all", **eur)
+    overdue = _columns(overdue="yes", **eur)
+    aging = [_columns(outstanding=key, **eur) for key, _, _, _ in AGING_BUCKETS]
+    aggregates = {"n": Count("pk"), "total": Sum("amount")}
+    conditions = [overdue_q(today=today)] + [aging_q(key, today=today) for key, _, _, _ in AGING_BUCKETS]
+    for i, condition in enumerate(conditions):
+        aggregates[f"n{i}"] = Count("pk", filter=condition)
+        aggregates[f"total{i}"] = Sum("amount", filter=condition)
+    other_currencies = []
+    for row in (
+        Invoice.objects.filter(outstanding_q(), provider__in=PROVIDERS)
+        .values("provider", "currency")
+        .annotate(**aggregates)
+        .order_by("currency", "provider")
+    ):
+        provider = row["provider"]
+        if row["currency"] != EUR:
+            figure = Figure(params=_params(provider, outstanding="all", currency=row["currency"]))
+            figure.add(row["n"], row["total"])
+            other_currencies.append((row["currency"], Provider(provider).label, figure))
+            continue
+        _add(outstanding, provider, row["n"], row["total"])
+        for i, cells in enumerate([overdue, *aging]):
+            _add(cells, provider, row[f"n{i}"], row[f"total{i}"])
+
+    # Block 2: invoiced per month and in the last DSO_DAYS days (one query), paid per month (one).
+    first_month = _month_start(today, MONTHS - 1)
+    months = {_month_start(today, back): Month(start=_month_start(today, back)) for back in range(MONTHS)}
+    dso_since = today - timedelta(days=DSO_DAYS)
+    invoiced = _columns(
+        issue_date__gte=dso_since.isoformat(),
+        status__in=f"{InvoiceStatus.OPEN.value},{InvoiceStatus.PAID.value}",
+        remote_id__isnull="False",
+        removed="no",
+        **eur,
+    )
+    recent = Q(issue_date__gte=dso_since)
+    for row in (
+        Invoice.objects.filter(
+            provider__in=PROVIDERS,
+            status__in=[InvoiceStatus.OPEN, InvoiceStatus.PAID],
+            remote_id__isnull=False,
+            removed_at__isnull=True,
+            currency=EUR,
+            issue_date__gte=min(first_month, dso_since),
+        )
+        .annotate(month=TruncMonth("issue_date"))
+        .values("provider", "month")
+        .annotate(
+            total=Sum("amount"), n_recent=Count("pk", filter=recent), recent=Sum("amount", filter=recent)
+        )
+        .order_by()
+    ):
+        if (month := months.get(_as_date(row["month"]))) is not None:
+            month.invoiced += row["total"] or ZERO
+        _add(invoiced, row["provider"], row["n_recent"], row["recent"])
+
+    month_start = _month_start(today)
+    paid_this_month = _columns(
+        status__exact=InvoiceStatus.PAID.value,
+        paid_at__year=str(today.year),
+        paid_at__month=str(today.month),
+        removed="no",
+        **eur,
+    )
+    since = timezone.make_aware(datetime.combine(first_month, datetime.min.time()))
+    for row in (
+        Invoice.objects.filter(
+            provider__in=PROVIDERS,
+            status=InvoiceStatus.PAID,
+            removed_at__isnull=True,
+            currency=EUR,
+            paid_at__gte=since,
+        )
+        .annotate(month=TruncMonth("paid_at"))
+        .values("provider", "month")
+        .annotate(n=Count("pk"), total=Sum("amount"))
+        .order_by()
+    ):
+        start = _as_date(row["month"])
+        if (month := months.get(start)) is not None:
+            month.paid += row["total"] or ZERO
+        if start == month_start:
+            _add(paid_this_month, row["provider"], row["n"], row["total"])
+
+    dso = [_days_outstanding(o.amount, i.amount) for o, i in zip(outstanding, invoiced, strict=True)]
+    rows = [
+        Row("Outstanding", outstanding),
+        Row("Overdue", overdue),
+        *(Row(label, cells) for (_, label, _, _), cells in zip(AGING_BUCKETS, aging, strict=True)),
+        Row("Paid this month", paid_this_month),
+        Row(f"Invoiced in the last {DSO_DAYS} days", invoiced),
+        Row("Days sales outstanding", outstanding, days=dso),
+    ]
+    return Dashboard(
+        today=today,
+        columns=[*(p.label for p in Provider), "Total"],
+        rows=rows,
+        dso_since=dso_since,
+        months=sorted(months.values(), key=lambda m: m.start),
+        top_customers=_top_customers(today),
+        other_currencies=other_currencies,
+        sync=_sync_health(),
+    )
+
+
+def _top_customers(today: date) -> list[tuple[str, str, Figure]]:
+    """The customers owing the most overdue EUR (one query)."""
+    rows = (
+        Invoice.objects.filter(overdue_q(today=today), provider__in=PROVIDERS, currency=EUR)
+        .values("customer_id")
+        .annotate(
+            name=Max("customer__name"),
+            invoice_name=Max("customer_name"),
+            provider=Max("provider"),
+            n=Count("pk"),
+            total=Sum("amount"),
+        )
+        .order_by(F("total").desc(nulls_last=True), "customer_id")[:TOP_CUSTOMERS]
+    )
+    customers = []
+    for row in rows:
+        if row["customer_id"] is None:
+            name, which = "(no customer linked)", {"customer__isnull": "True"}
+        else:
+            name = row["name"] or row["invoice_name"] or f"Customer #{row['customer_id']}"
+            which = {"customer__id__exact": str(row["customer_id"])}
+        figure = Figure(params={"overdue": "yes", "currency": EUR, **which})
+        figure.add(row["n"], row["total"])
+        customers.append((name, Provider(row["provider"]).label, figure))
+    return customers
+
+
+def _sync_health() -> list[SyncHealth]:
+    """Per provider: the last successful sync (one query each), failed pushes and open quarantined
+    records (one query each for all providers)."""
+    failed = {
+        row["provider"]: row["n"]
+        for row in Invoice.objects.filter(sync_state=SyncState.FAILED)
+        .values("provider")
+        .annotate(n=Count("pk"))
+        .order_by()
+    }
+    problems = {
+        row["provider"]: row["n"]
+        for row in SyncProblem.objects.filter(resolved_at__isnull=True)
+        .values("provider")
+        .annotate(n=Count("pk"))
+        .order_by()
+    }
+    stale_before = timezone.now() - timedelta(minutes=settings.SYNC_STALE_AFTER_MINUTES)
+    health = []
+    for provider in Provider:
+        last = (
+            SyncRun.objects.filter(provider=provider, status=SyncRun.Status.SUCCEEDED)
+            .order_by("-started_at")
+            .values_list("finished_at", flat=True)
+            .first()
+        )
+        health.append(
+            SyncHealth(
+                provider=provider.value,
+                label=provider.label,
+                last_success=last,
+                stale=last is None or last < stale_before,
+                failed_pushes=Figure(
+                    count=failed.get(provider.value, 0),
+                    params=_params(provider.value, sync_state__exact=SyncState.FAILED.value),
+                ),
+                open_problems=Figure(
+                    count=problems.get(provider.value, 0),
+                    params=_params(provider.value, open="yes"),
+                    model="syncproblem",
+                ),
+            )
+        )
+    return health
