@@ -15,8 +15,9 @@ from django.utils.translation import ngettext
 
 from invoices import selectors, services
 from invoices.admin.base import GuardedAdmin
+from invoices.admin.corrections import CorrectionPages
 from invoices.admin.export import invoices_csv_response
-from invoices.admin.filters import OverdueFilter, PaidFilter, RemovedFilter
+from invoices.admin.filters import DiscardedFilter, OverdueFilter, PaidFilter, RemovedFilter
 from invoices.admin.pages import InvoicePages
 from invoices.models import Invoice, InvoiceEvent, SyncState
 from invoices.sync.mirror import MIRRORED_FIELDS
@@ -61,7 +62,7 @@ BOOKKEEPING_READONLY = (
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(InvoicePages, GuardedAdmin):
+class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
     list_display = (
         "number_display",
         "provider",
@@ -73,7 +74,15 @@ class InvoiceAdmin(InvoicePages, GuardedAdmin):
         "status_display",
         "sync_display",
     )
-    list_filter = ("provider", "status", PaidFilter, OverdueFilter, "sync_state", RemovedFilter)
+    list_filter = (
+        "provider",
+        "status",
+        PaidFilter,
+        OverdueFilter,
+        "sync_state",
+        RemovedFilter,
+        DiscardedFilter,
+    )
     search_fields = ("number", "customer_name", "customer__name", "customer__email", "remote_id")
     date_hierarchy = "issue_date"
     list_select_related = ("customer",)
@@ -216,6 +225,8 @@ class InvoiceAdmin(InvoicePages, GuardedAdmin):
             route("mark-paid", self.mark_paid_view, "mark_paid"),
             route("refresh", self.refresh_view, "refresh"),
             route("send", self.send_view, "send"),
+            route("correct", self.correct_view, "correct"),
+            route("discard", self.discard_view, "discard"),
             route("fetch-pdf", self.fetch_pdf_view, "fetch_pdf"),
             route("pdf", self.pdf_view, "pdf"),
             *super().get_urls(),
