@@ -338,7 +338,12 @@ def invoices_create_and_send(*, invoices: list[Invoice], actor) -> list[Sent]:
     """Send drafts at once (Qonto: five files a request); one plain sentence per invoice."""
     report = _bulk_request_create(invoices, actor, lambda invoice: _request_create(invoice, actor))
     skipped = dict(report.skipped)
-    sent = {s.invoice.pk: s for s in _send_now(report.queued)} if report.queued else {}
+    # By the row sent: a row absorbed by another upload of its file answers with that one.
+    sent = (
+        dict(zip([i.pk for i in report.queued], _send_now(report.queued), strict=True))
+        if report.queued
+        else {}
+    )
     return [sent.get(i.pk) or Sent(i, Sent.FAILED, f"not sent: {skipped.get(i, '')}") for i in invoices]
 
 
