@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from invoices.models import Customer, Provider
-from invoices.services import validate_number_free, validate_paid_at, validate_pdf, validate_pdf_size
+from invoices.models import Customer, Invoice, Provider
+from invoices.services import validate_paid_at
+from invoices.validation import (
+    ZERO_CONFIRMATION,
+    check_pdf,
+    parse_amount,
+    parse_calendar_date,
+    validate_invoice_fields,
+    validate_pdf_size,
+)
 
-AMOUNT_RE = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+RULED_FIELDS = ("customer", "number", "issue_date", "due_date", "amount")
 
 
 class CalendarDateField(forms.DateField):
@@ -23,17 +30,9 @@ class CalendarDateField(forms.DateField):
     widget = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
     def to_python(self, value):
-        if value in self.empty_values:
-            return None
         if isinstance(value, date):
             return value
-        text = str(value).strip()
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            raise ValidationError("Enter the date as YYYY-MM-DD, for example 2026-11-22.", code="invalid")
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            raise ValidationError(f"{text} is not a real date.", code="invalid") from None
+        return parse_calendar_date(str(value) if value not in self.empty_values else "")
 
 
 class AmountField(forms.CharField):
@@ -44,19 +43,10 @@ class AmountField(forms.CharField):
         super().__init__(**kwargs)
 
     def to_python(self, value):
-        text = (super().to_python(value) or "").strip()
-        if not text:
-            return None
-        if text.startswith("-"):
-            raise ValidationError("The amount cannot be negative.")
-        if "," in text:
-            raise ValidationError(f"Use a dot for decimals: {text.replace(',', '.')} instead of {text}.")
-        if not AMOUNT_RE.fullmatch(text):
-            raise ValidationError("Enter an amount like 12.95 (digits, a dot and at most two decimals).")
-        try:
-            return Decimal(text)
-        except InvalidOperation:
-            raise ValidationError("Enter an amount like 12.95.") from None
+        return parse_amount(super().to_python(value))
+
+    def prepare_value(self, value):
+        return f"{value:.2f}" if isinstance(value, Decimal) else value
 
 
 class PdfField(forms.FileField):
@@ -73,7 +63,7 @@ def check_upload(upload) -> None:
     upload.seek(0)
     content = upload.read()
     upload.seek(0)
-    validate_pdf(name=upload.name, content=content)
+    check_pdf(name=upload.name, content=content)
 
 
 class MkpInvoiceForm(forms.Form):
@@ -96,27 +86,89 @@ class MkpInvoiceForm(forms.Form):
     )
     send_notification = forms.BooleanField(required=False, label="Send the customer a notification")
 
+    # Shown only once the amount typed is 0.00: the service refuses 0.00 without it.
+    zero_amount_confirmed = forms.BooleanField(required=False, label=ZERO_CONFIRMATION)
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["customer"].queryset = Customer.objects.filter(provider=Provider.MKP).order_by("name")
+        if not self._amount_typed_is_zero():
+            del self.fields["zero_amount_confirmed"]
 
-    def clean_number(self) -> str:
-        number = self.cleaned_data["number"].strip()
-        validate_number_free(provider=Provider.MKP, number=number)
-        return number
+    def _amount_typed_is_zero(self) -> bool:
+        try:
+            return self.is_bound and parse_amount(self.data.get(self.add_prefix("amount"), "")) == 0
+        except ValidationError:
+            return False
 
-    def clean_paid_at(self):
-        paid_at = self.cleaned_data.get("paid_at")
-        if paid_at:
-            validate_paid_at(paid_at, providers=[Provider.MKP])
-        return paid_at
+    #: The invoice a correction form edits: its own number is not "already used".
+    invoice_pk: int | None = None
 
     def clean(self):
         data = super().clean()
-        issued, due = data.get("issue_date"), data.get("due_date")
-        if issued and due and due < issued:
-            self.add_error("due_date", "The due date cannot be before the issue date.")
+        if self.errors:
+            return data
+        # The services' own rules, shown beside their fields before anything is stored.
+        fields = self.service_fields()
+        try:
+            validate_invoice_fields(
+                provider=Provider.MKP,
+                **{k: fields[k] for k in RULED_FIELDS},
+                zero_amount_confirmed=fields["zero_amount_confirmed"],
+                exclude_pk=self.invoice_pk,
+            )
+        except ValidationError as exc:
+            self.add_error(None, exc)
+        if data.get("paid_at"):
+            try:
+                validate_paid_at(data["paid_at"], providers=[Provider.MKP])
+            except ValidationError as exc:
+                self.add_error("paid_at", exc)
         return data
+
+    def service_fields(self) -> dict:
+        """The cleaned values as the services take them."""
+        data = self.cleaned_data
+        names = ("customer", "number", "issue_date", "due_date", "amount", "paid_at", "send_notification")
+        return {
+            **{name: data.get(name) for name in names},
+            "number": data.get("number", "").strip(),
+            "zero_amount_confirmed": data.get("zero_amount_confirmed", False),
+        }
+
+
+class MkpCorrectionForm(MkpInvoiceForm):
+    """A MijnKlantportaal upload's fields, as they are; a new PDF only when it changes."""
+
+    def __init__(self, *args, invoice: Invoice, **kwargs) -> None:
+        kwargs.setdefault(
+            "initial",
+            {
+                "customer": invoice.customer_id,
+                "number": invoice.number,
+                "issue_date": invoice.issue_date,
+                "due_date": invoice.due_date,
+                "amount": invoice.amount,
+                "paid_at": invoice.requested_paid_at
+                and timezone.localtime(invoice.requested_paid_at).replace(microsecond=0),
+                "send_notification": invoice.send_notification,
+            },
+        )
+        super().__init__(*args, **kwargs)
+        self.invoice_pk = invoice.pk
+        self.fields["pdf"].required = False
+        self.fields["pdf"].label = "Replace the PDF"
+        self.fields["pdf"].help_text = f"Leave empty to keep {invoice.pdf_display_name}."
+
+
+class QontoCorrectionForm(forms.Form):
+    pdf = PdfField(label="Corrected PDF", help_text="Qonto reads number, amount and dates from the file.")
+
+    def __init__(self, *args, invoice: Invoice, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+
+    def service_fields(self) -> dict:
+        return {}
 
 
 class MultipleFileInput(forms.ClearableFileInput):

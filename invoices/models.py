@@ -34,6 +34,8 @@ class SyncState(models.TextChoices):
     SENDING = "sending", "Being sent"
     SYNCED = "synced", "In sync"
     FAILED = "failed", "Failed"
+    # A draft or failed upload staff set aside: it never reached the provider; kept for the record.
+    DISCARDED = "discarded", "Discarded"
 
 
 class PendingAction(models.TextChoices):
@@ -149,7 +151,10 @@ class Invoice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.number or self.remote_id or f"Invoice #{self.pk}"
+        if self.number or self.remote_id:
+            return self.number or self.remote_id
+        # A Qonto upload has no number until Qonto read its file: named by the file.
+        return f"the upload {self.pdf_name}" if self.pdf_name else f"Invoice #{self.pk}"
 
     @property
     def is_at_provider(self) -> bool:
@@ -186,6 +191,8 @@ class InvoiceEvent(models.Model):
         PUSH_FAILED = "push_failed", "Sending failed"
         PUSH_RETRY = "push_retry", "Will retry"
         REFRESHED = "refreshed", "Refreshed"
+        CORRECTED = "corrected", "Corrected"
+        DISCARDED = "discarded", "Discarded"
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(default=timezone.now)

@@ -280,10 +280,16 @@ def _lock_twin(invoice: Invoice, remote_id: str) -> Invoice | None:
 
 
 def _absorb(row: Invoice, twin: Invoice) -> None:
-    """The twin gives its history to our row and goes."""
+    """The twin gives its history to our row and goes, with its copy of the PDF (our row has its
+    own): no file is left on disk without a row."""
     InvoiceEvent.objects.filter(invoice=twin).update(invoice=row)
     ActionBatchItem.objects.filter(invoice=twin).exclude(batch__in=row.batches.all()).update(invoice=row)
     twin.delete()
+    if twin.pdf and not row.pdf:
+        row.pdf = twin.pdf.name  # saved with the row by the caller
+    elif twin.pdf and twin.pdf.name != row.pdf.name:
+        storage, name = twin.pdf.storage, twin.pdf.name
+        transaction.on_commit(lambda: storage.delete(name))
 
 
 def _take_over_payment(row: Invoice, twin: Invoice, now: datetime) -> None:

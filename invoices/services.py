@@ -5,15 +5,12 @@ the retry, with its countdown. One route per action: never both."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation, ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -22,8 +19,6 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 from kombu.exceptions import OperationalError as BrokerUnavailable
-from pypdf import PdfReader
-from pypdf.errors import PyPdfError
 
 from integrations import errors
 from integrations.qonto.mappers import latest_allowed_paid_on
@@ -42,6 +37,7 @@ from invoices.models import (
 )
 from invoices.providers import is_configured
 from invoices.sync import MODES, refresh
+from invoices.validation import check_pdf, validate_file_new, validate_invoice_fields, validate_number_free
 
 logger = logging.getLogger(__name__)
 
@@ -74,36 +70,6 @@ def _queue(invoice_ids: list[int], countdown: float | None) -> None:
 
 
 # Input checks ------------------------------------------------------------------------------------
-def validate_pdf_size(*, name: str, size: int) -> None:
-    """At most 5 MB per PDF: forms call it with the upload's size before reading the file."""
-    if size > settings.MAX_PDF_BYTES:
-        raise ValidationError(
-            f"{name} is {size / 1024 / 1024:.1f} MB; the providers accept at most 5 MB per PDF."
-        )
-
-
-def validate_pdf(*, name: str, content: bytes) -> None:
-    """The content must be a readable PDF of at most 5 MB (the name proves nothing)."""
-    if not content:
-        raise ValidationError(f"{name} is empty.")
-    validate_pdf_size(name=name, size=len(content))
-    if not content.lstrip()[:5] == b"%PDF-":
-        raise ValidationError(f"{name} is not a PDF file.")
-    try:
-        if len(PdfReader(io.BytesIO(content)).pages) < 1:
-            raise ValidationError(f"{name} is a PDF without pages.")
-    except (PyPdfError, ValueError, KeyError, OSError) as exc:
-        raise ValidationError(f"{name} is damaged and cannot be read as a PDF.") from exc
-
-
-def validate_number_free(*, provider: str, number: str, exclude_pk: int | None = None) -> None:
-    taken = Invoice.objects.filter(provider=provider, number=number, removed_at__isnull=True)
-    if exclude_pk:
-        taken = taken.exclude(pk=exclude_pk)
-    if number and taken.exists():
-        raise ValidationError(f"Invoice number {number} is already used.")
-
-
 def validate_qonto_paid_on(paid_on: date, *, now: datetime | None = None) -> None:
     latest = latest_allowed_paid_on(now or timezone.now())
     if paid_on > latest:
@@ -126,19 +92,22 @@ def invoice_create_draft(
     amount: Decimal | None = None,
     paid_at: datetime | None = None,
     send_notification: bool = False,
+    zero_amount_confirmed: bool = False,
 ) -> Invoice:
-    """Keep an uploaded PDF as a local invoice that is not at the provider yet."""
-    validate_pdf(name=pdf_name, content=pdf_content)
-    if provider == Provider.MKP:
-        if customer is None or not number or issue_date is None or amount is None:
-            raise ValidationError("MijnKlantportaal needs a customer, a number, an issue date and an amount.")
-        if amount < 0:
-            raise ValidationError("The amount cannot be negative.")
-        if due_date and due_date < issue_date:
-            raise ValidationError("The due date cannot be before the issue date.")
-        if paid_at:
-            validate_paid_at(paid_at, providers=[provider])
-        validate_number_free(provider=provider, number=number)
+    """Keep an uploaded PDF as a local invoice that is not at the provider yet. An amount of 0.00
+    needs ``zero_amount_confirmed``; Qonto takes a file once (``AlreadyUploaded`` says where)."""
+    sha256 = check_pdf(name=pdf_name, content=pdf_content)
+    validate_file_new(provider=provider, name=pdf_name, sha256=sha256)
+    validate_invoice_fields(
+        provider=provider,
+        customer=customer,
+        number=number,
+        issue_date=issue_date,
+        due_date=due_date,
+        amount=amount,
+        zero_amount_confirmed=zero_amount_confirmed,
+    )
+    validate_requested_paid_at(provider=provider, paid_at=paid_at)
     with transaction.atomic():
         invoice = Invoice(
             provider=provider,
@@ -153,8 +122,8 @@ def invoice_create_draft(
             requested_paid_at=paid_at,
             send_notification=send_notification,
             sync_state=SyncState.LOCAL_DRAFT,
-            pdf_sha256=hashlib.sha256(pdf_content).hexdigest(),
-            pdf_name=_display_name(pdf_name),
+            pdf_sha256=sha256,
+            pdf_name=display_name(pdf_name),
             created_by=actor,
         )
         invoice.pdf.save(pdf_name, ContentFile(pdf_content), save=False)
@@ -163,7 +132,17 @@ def invoice_create_draft(
     return invoice
 
 
-def _display_name(name: str) -> str:
+def validate_requested_paid_at(*, provider: str, paid_at: datetime | None) -> None:
+    """A payment moment given with an upload, checked as the form's field."""
+    if paid_at is None:
+        return
+    try:
+        validate_paid_at(paid_at, providers=[provider])
+    except ValidationError as exc:
+        raise ValidationError({"paid_at": exc.messages}) from exc
+
+
+def display_name(name: str) -> str:
     """The uploaded file's name as staff gave it, for display only (it is never a path)."""
     try:
         return get_valid_filename(name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1])[-200:]
@@ -182,6 +161,10 @@ def invoice_request_create(*, invoice: Invoice, actor) -> None:
 def _request_create(invoice: Invoice, actor) -> None:
     if invoice.remote_id:
         raise ValidationError(f"{invoice} is already at {invoice.get_provider_display()}.")
+    if invoice.sync_state == SyncState.DISCARDED:
+        raise ValidationError(
+            f"{invoice} was discarded: it is kept for the record and cannot be sent. Upload the file again."
+        )
     if invoice.sync_state not in (SyncState.LOCAL_DRAFT, SyncState.FAILED):
         raise ValidationError(f"{invoice} is already being sent.")
     if invoice.provider == Provider.MKP:
@@ -355,7 +338,12 @@ def invoices_create_and_send(*, invoices: list[Invoice], actor) -> list[Sent]:
     """Send drafts at once (Qonto: five files a request); one plain sentence per invoice."""
     report = _bulk_request_create(invoices, actor, lambda invoice: _request_create(invoice, actor))
     skipped = dict(report.skipped)
-    sent = {s.invoice.pk: s for s in _send_now(report.queued)} if report.queued else {}
+    # By the row sent: a row absorbed by another upload of its file answers with that one.
+    sent = (
+        dict(zip([i.pk for i in report.queued], _send_now(report.queued), strict=True))
+        if report.queued
+        else {}
+    )
     return [sent.get(i.pk) or Sent(i, Sent.FAILED, f"not sent: {skipped.get(i, '')}") for i in invoices]
 
 
@@ -431,7 +419,11 @@ def _send_now(invoices: list[Invoice]) -> list[Sent]:
         _enqueue(result.retrying, countdown=result.retry_in)
     sent = []
     for invoice in invoices:
-        invoice.refresh_from_db()
+        try:
+            invoice.refresh_from_db()
+        except Invoice.DoesNotExist:
+            sent.append(_absorbed(invoice))
+            continue
         if invoice.pk in result.failed:
             outcome = Sent.FAILED
         else:
@@ -440,10 +432,27 @@ def _send_now(invoices: list[Invoice]) -> list[Sent]:
     return sent
 
 
+def _absorbed(invoice: Invoice) -> Sent:
+    """Another upload of the same file reached the provider first; that row holds the invoice
+    (with this row's history) now."""
+    kept = (
+        Invoice.objects.filter(provider=invoice.provider, pdf_sha256=invoice.pdf_sha256)
+        .exclude(remote_id=None)
+        .order_by("pk")
+        .first()
+    )
+    if kept is None:
+        return Sent(invoice, Sent.WAITING, "sent together with another upload of the same file; reload.")
+    return Sent(kept, Sent.DONE, f"the same file as another upload: imported once, as invoice {kept}.")
+
+
 def _describe(invoice: Invoice, result: push.PushResult) -> str:
     provider = invoice.get_provider_display()
     if invoice.pk in result.failed:
-        return f"not done. {result.failed[invoice.pk]} Your upload is kept; correct it and send again."
+        return (
+            f"not done. {result.failed[invoice.pk]} Your upload is kept: open it and use"
+            " “Correct and send again”, or “Send again” once the cause is fixed."
+        )
     if invoice.sync_state == SyncState.SYNCED:
         if invoice.status == InvoiceStatus.PAID and invoice.paid_at:
             return f"confirmed by {provider} (paid {timezone.localtime(invoice.paid_at):%Y-%m-%d %H:%M})."

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.db.models import Q
 
 from invoices import selectors
-from invoices.models import InvoiceStatus
+from invoices.models import InvoiceStatus, SyncState
 
 
 class YesNoFilter(admin.SimpleListFilter):
@@ -75,3 +75,26 @@ class OutstandingFilter(admin.SimpleListFilter):
         if self.value() in {key for key, _, _, _ in selectors.AGING_BUCKETS}:
             return queryset.filter(selectors.aging_q(self.value()))
         return queryset
+
+
+class DiscardedFilter(admin.SimpleListFilter):
+    """Discarded uploads are kept for the record but hidden from the list unless asked for."""
+
+    title = "discarded uploads"
+    parameter_name = "discarded"
+
+    def lookups(self, request, model_admin):
+        return [("show", "Shown too"), ("only", "Only discarded")]
+
+    def choices(self, changelist):
+        for choice in super().choices(changelist):
+            if choice["display"] == "All":
+                choice["display"] = "Hidden"
+            yield choice
+
+    def queryset(self, request, queryset):
+        if self.value() == "only" or request.GET.get("sync_state__exact") == SyncState.DISCARDED:
+            return queryset.filter(sync_state=SyncState.DISCARDED)
+        if self.value() == "show":
+            return queryset
+        return queryset.exclude(sync_state=SyncState.DISCARDED)

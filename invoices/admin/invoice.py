@@ -15,8 +15,15 @@ from django.utils.translation import ngettext
 
 from invoices import selectors, services
 from invoices.admin.base import GuardedAdmin
+from invoices.admin.corrections import CorrectionPages
 from invoices.admin.export import invoices_csv_response
-from invoices.admin.filters import OutstandingFilter, OverdueFilter, PaidFilter, RemovedFilter
+from invoices.admin.filters import (
+    DiscardedFilter,
+    OutstandingFilter,
+    OverdueFilter,
+    PaidFilter,
+    RemovedFilter,
+)
 from invoices.admin.pages import InvoicePages
 from invoices.models import Invoice, InvoiceEvent, SyncState
 from invoices.sync.mirror import MIRRORED_FIELDS
@@ -61,7 +68,7 @@ BOOKKEEPING_READONLY = (
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(InvoicePages, GuardedAdmin):
+class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
     list_display = (
         "number_display",
         "provider",
@@ -81,6 +88,7 @@ class InvoiceAdmin(InvoicePages, GuardedAdmin):
         OutstandingFilter,
         "sync_state",
         RemovedFilter,
+        DiscardedFilter,
     )
     search_fields = ("number", "customer_name", "customer__name", "customer__email", "remote_id")
     date_hierarchy = "issue_date"
@@ -224,6 +232,8 @@ class InvoiceAdmin(InvoicePages, GuardedAdmin):
             route("mark-paid", self.mark_paid_view, "mark_paid"),
             route("refresh", self.refresh_view, "refresh"),
             route("send", self.send_view, "send"),
+            route("correct", self.correct_view, "correct"),
+            route("discard", self.discard_view, "discard"),
             route("fetch-pdf", self.fetch_pdf_view, "fetch_pdf"),
             route("pdf", self.pdf_view, "pdf"),
             *super().get_urls(),

@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import ngettext
 
-from invoices import services
+from invoices import intake, services
 from invoices.forms import MarkPaidForm, MkpInvoiceForm, QontoUploadForm
 from invoices.models import Customer, Invoice, InvoiceStatus, Provider, SyncState
 from invoices.sync import refresh
@@ -51,6 +51,7 @@ class InvoicePages:
             "send": (failed and self.has_retry_push_permission(request))
             or (draft and self.has_create_at_provider_permission(request)),
             "send_again": failed,
+            **self.correction_controls(request, invoice),
         }
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -90,21 +91,13 @@ class InvoicePages:
         return TemplateResponse(request, "admin/invoices/invoice/upload.html", context)
 
     def _add_mkp(self, request, form: MkpInvoiceForm, draft: bool):
-        data = form.cleaned_data
-        upload = data["pdf"]
+        upload = form.cleaned_data["pdf"]
         fields = {
-            k: data[k]
-            for k in (
-                "customer",
-                "number",
-                "issue_date",
-                "due_date",
-                "amount",
-                "paid_at",
-                "send_notification",
-            )
+            **form.service_fields(),
+            "pdf_name": upload.name,
+            "pdf_content": upload.read(),
+            "actor": request.user,
         }
-        fields.update(pdf_name=upload.name, pdf_content=upload.read(), actor=request.user)
         try:
             if draft:
                 invoice = services.invoice_create_draft(provider=Provider.MKP, **fields)
@@ -117,34 +110,15 @@ class InvoicePages:
             self._report_sent(request, sent)
             return self._back(sent.invoice.pk)
         self.message_user(
-            request, f"Invoice {invoice} saved as a local draft; it is not at MijnKlantportaal yet."
+            request,
+            f"Invoice {invoice} saved as a local draft; it is not at MijnKlantportaal yet."
+            " Use “Create at provider” on its page to send it.",
         )
         return self._back(invoice.pk)
 
-    def _add_qonto(
-        self, request, form: QontoUploadForm, draft: bool
-    ) -> list[tuple[str, str, Invoice | None]]:
-        created = []
-        results = []
-        for upload in form.cleaned_data["pdfs"]:
-            try:
-                invoice = services.invoice_create_draft(
-                    provider=Provider.QONTO,
-                    pdf_name=upload.name,
-                    pdf_content=upload.read(),
-                    actor=request.user,
-                )
-            except ValidationError as exc:
-                results.append((upload.name, " ".join(exc.messages), None))
-                continue
-            created.append(invoice)
-        if not draft and created:
-            for sent in services.invoices_create_and_send(invoices=created, actor=request.user):
-                results.append((sent.invoice.pdf_display_name, sent.text, sent.invoice))
-        else:
-            for invoice in created:
-                results.append((invoice.pdf_display_name, "saved as a local draft.", invoice))
-        return results
+    def _add_qonto(self, request, form: QontoUploadForm, draft: bool) -> list[intake.FileResult]:
+        files = [(upload.name, upload.read()) for upload in form.cleaned_data["pdfs"]]
+        return intake.invoices_import_qonto(files=files, actor=request.user, send=not draft)
 
     def _report_sent(self, request, sent: services.Sent) -> None:
         level = {

@@ -208,9 +208,12 @@ def test_qonto_tab_imports_several_pdfs_at_once(page, staff, sandbox, shot):
     expect(page.get_by_role("heading", name="Result per file")).to_be_visible()
     rows = page.locator("#upload-results tbody tr")
     expect(rows).to_have_count(3)
-    for number in ("Q-1", "Q-2", "Q-3"):
-        row = rows.filter(has=page.get_by_role("link", name=f"{number}.pdf", exact=True))
-        expect(row.locator("td").nth(1)).to_have_text("confirmed by Qonto.")
+    for number, amount in (("Q-1", "101.50"), ("Q-2", "102.50"), ("Q-3", "103.50")):
+        # What Qonto read from the file, beside the file's name.
+        row = rows.filter(has=page.get_by_role("link", name=number, exact=True))
+        expect(row.locator("td").nth(0)).to_have_text(f"{number}.pdf")
+        expect(row.locator("td").nth(2)).to_have_text(f"EUR {amount}")
+        expect(row.locator("td").nth(5)).to_have_text("confirmed by Qonto.")
     # The form is empty again, ready for the next files.
     expect(field(page, "PDF files")).to_have_value("")
     assert_styled(page)

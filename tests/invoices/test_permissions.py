@@ -51,6 +51,8 @@ URLS: dict[str, tuple[str | None, str | None]] = {
     "invoices_invoice_mark_paid": ("invoices.mark_paid", "invoices.mark_paid"),
     "invoices_invoice_refresh": ("invoices.refresh_from_provider", "invoices.refresh_from_provider"),
     "invoices_invoice_send": ("invoices.create_at_provider", "invoices.create_at_provider"),
+    "invoices_invoice_correct": ("invoices.create_at_provider", "invoices.create_at_provider"),
+    "invoices_invoice_discard": ("invoices.create_at_provider", "invoices.create_at_provider"),
     "invoices_invoice_fetch_pdf": ("invoices.refresh_from_provider", "invoices.refresh_from_provider"),
     "invoices_invoice_pdf": (VIEW, VIEW),
     "invoices_syncrun_sync_now": ("invoices.run_sync", "invoices.run_sync"),
@@ -117,7 +119,7 @@ class World:
         self.media = tmp_path / "media"
 
     def target(self, url_name: str):
-        if url_name == "invoices_invoice_send":
+        if url_name in ("invoices_invoice_send", "invoices_invoice_correct", "invoices_invoice_discard"):
             return self.draft
         return {
             "invoice": self.open,
@@ -155,6 +157,14 @@ def post_data(url_name: str, world: World) -> dict:
             "issue_date": "2026-11-01",
             "amount": "12.95",
             "_send": "1",
+        }
+    if url_name == "invoices_invoice_correct":
+        return {
+            "customer": world.customer.pk,
+            "number": "2026-FIXED",
+            "issue_date": "2026-11-01",
+            "amount": "12.95",
+            "_save": "1",
         }
     if url_name == "invoices_invoice_mark_paid":
         return {"post": "yes", "paid_at_0": f"{today:%Y-%m-%d}", "paid_at_1": f"{today:%H:%M:%S}"}
