@@ -26,7 +26,7 @@ from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
 from integrations import errors
-from integrations.qonto.mappers import latest_allowed_paid_on
+from integrations.qonto.mappers import latest_allowed_paid_on, paid_on
 from invoices import push
 from invoices.messages import invoice_name, provider_error_message
 from invoices.models import (
@@ -240,7 +240,6 @@ def _check_can_mark_paid(invoice: Invoice) -> None:
 
 
 def _record_mark_paid(invoice: Invoice, *, paid_at: datetime, actor) -> bool:
-    paid_on = timezone.localtime(paid_at).date()
     updated = (
         Invoice.objects.filter(pk=invoice.pk, pending_action="", status=InvoiceStatus.OPEN)
         .exclude(remote_id=None)
@@ -248,7 +247,7 @@ def _record_mark_paid(invoice: Invoice, *, paid_at: datetime, actor) -> bool:
             sync_state=SyncState.PENDING,
             pending_action=PendingAction.MARK_PAID,
             requested_paid_at=paid_at,
-            requested_paid_on=paid_on,
+            requested_paid_on=paid_on(paid_at),
             attempts=0,
             next_attempt_at=None,
             last_error="",
@@ -265,11 +264,13 @@ def _record_mark_paid(invoice: Invoice, *, paid_at: datetime, actor) -> bool:
 
 
 def validate_paid_at(paid_at: datetime, *, providers: Iterable[str]) -> None:
-    """A payment moment staff give: not in the future, and for Qonto not after Qonto's today."""
-    if paid_at > timezone.now():
+    """A payment moment staff give. MijnKlantportaal keeps the moment: not in the future. Qonto
+    keeps the date in Paris: not after today there, whatever the hour."""
+    providers = set(providers)
+    if providers - {Provider.QONTO} and paid_at > timezone.now():
         raise ValidationError("The payment moment cannot be in the future.")
-    if Provider.QONTO in set(providers):
-        validate_qonto_paid_on(timezone.localtime(paid_at).date())
+    if Provider.QONTO in providers:
+        validate_qonto_paid_on(paid_on(paid_at))
 
 
 def _check_paid_at(invoices: Iterable[Invoice], paid_at: datetime) -> None:

@@ -110,8 +110,8 @@ def test_bulk_mark_paid_asks_for_the_date_then_queues_after_commit(
 
 def test_a_future_date_is_refused_for_qonto_with_the_latest_allowed_day(admin_client, mirrored):
     invoice = open_invoices(Provider.QONTO).first()
-    # 00:30 in Amsterdam on the 23rd is still the 22nd in UTC: Qonto may not have reached the 23rd.
-    with time_machine.travel(datetime(2026, 11, 23, 0, 30, tzinfo=ZoneInfo("Europe/Amsterdam")), tick=False):
+    # 23:59 in Paris on the 22nd (already the 23rd in UTC+3 and beyond): the 23rd is tomorrow.
+    with time_machine.travel(datetime(2026, 11, 22, 23, 59, tzinfo=ZoneInfo("Europe/Paris")), tick=False):
         response = admin_client.post(
             reverse("admin:invoices_invoice_mark_paid", args=[invoice.pk]),
             {"post": "yes", "paid_at_0": "2026-11-23", "paid_at_1": "00:10:00"},
