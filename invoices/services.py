@@ -475,7 +475,9 @@ def invoice_fetch_pdf(*, invoice: Invoice) -> bool:
     try:
         return refresh.invoice_fetch_pdf(invoice=invoice)
     except errors.ProviderError as exc:
-        raise ValidationError(f"{invoice}: {provider_error_message(exc)}") from exc
+        raise ValidationError(
+            f"{invoice_name(invoice)}: its PDF could not be fetched. {provider_error_message(exc)}"
+        ) from exc
 
 
 def invoice_refresh(*, invoice: Invoice) -> Sent:

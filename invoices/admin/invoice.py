@@ -26,6 +26,7 @@ class EventInline(admin.TabularInline):
     fields = ("at", "what", "actor", "message")
     readonly_fields = fields
     verbose_name_plural = "history"
+    template = "admin/invoices/invoice/history_inline.html"
 
     @admin.display(description="kind")
     def what(self, event: InvoiceEvent) -> str:

@@ -18,6 +18,7 @@ from django.utils.translation import ngettext
 
 from invoices import services
 from invoices.forms import MarkPaidForm, MkpInvoiceForm, QontoUploadForm
+from invoices.messages import invoice_name
 from invoices.models import Customer, Invoice, InvoiceStatus, Provider, SyncState
 
 _UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -203,7 +204,12 @@ class InvoicePages:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return False
         if not found:
-            self.message_user(request, f"{invoice}: the provider has no PDF for it.", messages.WARNING)
+            self.message_user(
+                request,
+                f"{invoice_name(invoice)}: {invoice.get_provider_display()} has no PDF for it (yet). "
+                "Try again later, or look at the invoice at the provider.",
+                messages.WARNING,
+            )
         return found
 
     def pdf_view(self, request, pk: int):
@@ -219,7 +225,7 @@ class InvoicePages:
         except OSError:
             self.message_user(
                 request,
-                f"{invoice}: the stored PDF cannot be read. Use “Download PDF from provider” "
+                f"{invoice_name(invoice)}: the stored PDF cannot be read. Use “Download PDF from provider” "
                 "for a fresh copy, or ask an administrator to check the file storage.",
                 messages.ERROR,
             )
@@ -282,7 +288,11 @@ class InvoicePages:
             )
         if report.skipped:
             count = len(report.skipped)
-            reasons = "; ".join(f"{invoice}: {reason}" for invoice, reason in report.skipped[:20])
+            reasons = "; ".join(
+                # A reason that names its invoice already is not prefixed with the name again.
+                reason if reason.startswith(str(invoice)) else f"{invoice}: {reason}"
+                for invoice, reason in report.skipped[:20]
+            )
             more = f" and {count - 20} more" if count > 20 else ""
             self.message_user(
                 request,

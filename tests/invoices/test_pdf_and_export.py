@@ -117,7 +117,9 @@ def test_a_pdf_the_provider_cannot_give_is_said_plainly(viewer, mirrored):
     assert response.status_code == 200
     assert response.redirect_chain[-1][0] == reverse("admin:invoices_invoice_change", args=[invoice.pk])
     (message,) = texts(response)
-    assert message.startswith(f"{invoice.number}: MijnKlantportaal does not know this invoice")
+    assert message.startswith(
+        f"Invoice {invoice.number}: its PDF could not be fetched. MijnKlantportaal does not know this invoice"
+    )
 
 
 def test_a_stored_pdf_that_went_missing_is_said_plainly(viewer):
