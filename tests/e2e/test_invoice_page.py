@@ -8,7 +8,8 @@ import requests
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from invoices.models import Invoice, InvoiceStatus, Provider
+from invoices.models import ActionBatch, Invoice, InvoiceStatus, Provider
+from invoices.push import push_invoices
 from invoices.sync import MODE_FULL, sync_provider
 from tests.e2e.test_admin_flows import assert_styled, log_in
 from tests.invoices.helpers import seed
@@ -52,3 +53,43 @@ def test_refresh_and_download_the_pdf_from_the_invoice_page(page, staff, sandbox
     expect(page).to_have_url(re.compile(rf"/admin/invoices/invoice/{invoice.pk}/change/$"))
     invoice.refresh_from_db()
     assert invoice.pdf and invoice.pdf.read() == content
+
+
+def test_bulk_mark_paid_shows_its_progress_in_place_until_done(page, staff, sandbox, queued, shot):
+    seed(sandbox, invoices=40, customers=3)
+    assert sync_provider(provider=Provider.MKP, mode=MODE_FULL).status == "succeeded"
+    unpaid = Invoice.objects.filter(provider=Provider.MKP, status=InvoiceStatus.OPEN).count()
+    assert unpaid >= 15
+    log_in(page, staff)
+    page.goto("/admin/invoices/invoice/?paid=no&provider__exact=mkp")
+    page.locator("#action-toggle").check()
+    page.locator("select[name=action]").select_option(label="Mark selected invoices as paid…")
+    page.get_by_role("button", name="Go").click()
+    yesterday = timezone.localdate() - timedelta(days=1)
+    page.locator("#id_paid_at_0").fill(yesterday.isoformat())
+    page.locator("#id_paid_at_1").fill("09:00:00")
+    page.get_by_role("button", name="Mark as paid").click()
+
+    batch = ActionBatch.objects.get()
+    expect(page).to_have_url(re.compile(rf"/admin/invoices/actionbatch/{batch.pk}/change/$"))
+    text, bar = page.locator("#batch-progress-text"), page.locator("#batch-progress")
+    expect(text).to_have_text(f"0 of {unpaid} done")
+    expect(bar).to_have_attribute("value", "0")
+    expect(page.locator("#batch-working")).to_contain_text("also when you leave this page")
+    shot(page, "batch-progress-start.png")
+
+    # The worker's part, in two steps: the page follows without being reloaded by hand.
+    ids = sorted(pk for call in queued for pk in call)
+    assert len(ids) == unpaid
+    push_invoices(ids[:5])
+    expect(text).to_have_text(f"5 of {unpaid} done")
+    assert page.evaluate("document.getElementById('batch-progress').value") == 5
+    shot(page, "batch-progress-partway.png")
+    push_invoices(ids[5:])
+    expect(page.locator("#batch-done")).to_have_text(f"Done: {unpaid} succeeded, 0 failed, 0 skipped.")
+    expect(text).to_have_text(f"{unpaid} of {unpaid} done")
+    expect(page.locator("#batch-results tbody tr.outcome-done")).to_have_count(unpaid)
+    assert_styled(page)
+    shot(page, "batch-progress-done.png")
+    page.get_by_role("link", name="Back to the invoice list").click()
+    expect(page).to_have_url(re.compile(r"/admin/invoices/invoice/$"))
