@@ -322,7 +322,13 @@ class ProviderToken(models.Model):
 class ActionBatch(models.Model):
     """A bulk action staff started: which invoices, what was asked, and what was skipped why."""
 
-    kind = models.CharField(max_length=32, choices=PendingAction.choices)
+    class Kind(models.TextChoices):
+        CREATE = PendingAction.CREATE.value, PendingAction.CREATE.label
+        MARK_PAID = PendingAction.MARK_PAID.value, PendingAction.MARK_PAID.label
+        REFRESH = "refresh", "Refresh from provider"
+        RETRY = "retry", "Retry failed changes"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     invoices = models.ManyToManyField(Invoice, through="ActionBatchItem", related_name="batches")
@@ -340,6 +346,10 @@ class ActionBatchItem(models.Model):
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE)
     queued = models.BooleanField(default=False)
     note = models.CharField(max_length=255, blank=True)
+    # Set by the batches whose outcome the invoice row does not hold (a refresh); the pushes of the
+    # other batches say theirs on the invoice (in sync, or failed).
+    finished_at = models.DateTimeField(null=True, blank=True)
+    failed = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["batch", "invoice"], name="batchitem_unique")]

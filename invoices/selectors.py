@@ -4,10 +4,11 @@ once, for the dashboard and the list's filters alike."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from invoices.models import ActionBatch, InvoiceStatus, Provider, SyncRun, SyncState
@@ -74,20 +75,89 @@ def admin_warnings() -> list[str]:
     return warnings
 
 
+@dataclass(frozen=True)
+class BatchProgress:
+    """How far a bulk action got: every invoice is done, failed, skipped or still in progress."""
+
+    total: int
+    done: int
+    failed: int
+    skipped: int
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed + self.skipped
+
+    @property
+    def complete(self) -> bool:
+        return self.finished >= self.total
+
+    @property
+    def text(self) -> str:
+        """ "412 of 1,000 done, 3 failed, 2 skipped" (failures and skips counted as done)."""
+        parts = [f"{self.finished:,} of {self.total:,} done"]
+        if self.failed:
+            parts.append(f"{self.failed:,} failed")
+        if self.skipped:
+            parts.append(f"{self.skipped:,} skipped")
+        return ", ".join(parts)
+
+    def as_json(self) -> dict:
+        return {
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "finished": self.finished,
+            "complete": self.complete,
+            "text": self.text,
+        }
+
+
+def _outcome_conditions(batch: ActionBatch) -> tuple[Q, Q]:
+    """(done, failed) among the queued items: a refresh records its outcome on the item, a push on
+    the invoice row."""
+    if batch.kind == ActionBatch.Kind.REFRESH:
+        return Q(finished_at__isnull=False, failed=False), Q(failed=True)
+    return Q(invoice__sync_state=SyncState.SYNCED), Q(invoice__sync_state=SyncState.FAILED)
+
+
+def batch_progress(batch: ActionBatch) -> BatchProgress:
+    """The figures of a bulk action, in one query."""
+    done, failed = _outcome_conditions(batch)
+    figures = batch.items.aggregate(
+        total=Count("pk"),
+        skipped=Count("pk", filter=Q(queued=False)),
+        done=Count("pk", filter=Q(queued=True) & done),
+        failed=Count("pk", filter=Q(queued=True) & failed),
+    )
+    return BatchProgress(**figures)
+
+
 def batch_rows(batch: ActionBatch) -> list[dict]:
-    """Per invoice of a bulk action: what happened so far, in words."""
+    """Per invoice of a bulk action: what happened so far, in words; failures first."""
     rows = []
-    for item in batch.items.select_related("invoice__customer").order_by("invoice__number", "pk"):
-        invoice = item.invoice
-        if not item.queued:
-            outcome, css = f"skipped: {item.note}", "skipped"
-        elif invoice.sync_state == SyncState.FAILED:
-            outcome, css = f"failed: {invoice.last_error}", "failed"
-        elif invoice.sync_state == SyncState.SYNCED:
-            outcome, css = ("paid" if invoice.status == InvoiceStatus.PAID else "done"), "done"
-        elif invoice.last_error:
-            outcome, css = f"waiting to retry: {invoice.last_error}", "pending"
-        else:
-            outcome, css = "in progress", "pending"
-        rows.append({"invoice": invoice, "outcome": outcome, "css": css})
-    return rows
+    items = batch.items.select_related("invoice__customer").order_by("invoice__number", "pk")
+    for item in items:
+        outcome, css = _row_outcome(batch, item)
+        rows.append({"invoice": item.invoice, "outcome": outcome, "css": css})
+    return sorted(rows, key=lambda row: row["css"] != "failed")
+
+
+def _row_outcome(batch: ActionBatch, item) -> tuple[str, str]:
+    invoice = item.invoice
+    if not item.queued:
+        return f"skipped: {item.note}", "skipped"
+    if batch.kind == ActionBatch.Kind.REFRESH:
+        if item.finished_at is None:
+            return "in progress", "pending"
+        if item.failed:
+            return f"failed: {item.note}", "failed"
+        return (item.note or "refreshed"), "done"
+    if invoice.sync_state == SyncState.FAILED:
+        return f"failed: {invoice.last_error}", "failed"
+    if invoice.sync_state == SyncState.SYNCED:
+        return ("paid" if invoice.status == InvoiceStatus.PAID else "done"), "done"
+    if invoice.last_error:
+        return f"waiting to retry: {invoice.last_error}", "pending"
+    return "in progress", "pending"

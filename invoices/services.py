@@ -21,9 +21,9 @@ from django.utils.text import get_valid_filename
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from integrations import errors
-from integrations.qonto.mappers import latest_allowed_paid_on
+from integrations.qonto.mappers import latest_allowed_paid_on, paid_on
 from invoices import push
-from invoices.messages import provider_error_message
+from invoices.messages import invoice_name, provider_error_message
 from invoices.models import (
     ActionBatch,
     ActionBatchItem,
@@ -223,7 +223,6 @@ def _check_can_mark_paid(invoice: Invoice) -> None:
 
 
 def _record_mark_paid(invoice: Invoice, *, paid_at: datetime, actor) -> bool:
-    paid_on = timezone.localtime(paid_at).date()
     updated = (
         Invoice.objects.filter(pk=invoice.pk, pending_action="", status=InvoiceStatus.OPEN)
         .exclude(remote_id=None)
@@ -231,7 +230,7 @@ def _record_mark_paid(invoice: Invoice, *, paid_at: datetime, actor) -> bool:
             sync_state=SyncState.PENDING,
             pending_action=PendingAction.MARK_PAID,
             requested_paid_at=paid_at,
-            requested_paid_on=paid_on,
+            requested_paid_on=paid_on(paid_at),
             attempts=0,
             next_attempt_at=None,
             last_error="",
@@ -248,11 +247,13 @@ def _record_mark_paid(invoice: Invoice, *, paid_at: datetime, actor) -> bool:
 
 
 def validate_paid_at(paid_at: datetime, *, providers: Iterable[str]) -> None:
-    """A payment moment staff give: not in the future, and for Qonto not after Qonto's today."""
-    if paid_at > timezone.now():
+    """A payment moment staff give. MijnKlantportaal keeps the moment: not in the future. Qonto
+    keeps the date in Paris: not after today there, whatever the hour."""
+    providers = set(providers)
+    if providers - {Provider.QONTO} and paid_at > timezone.now():
         raise ValidationError("The payment moment cannot be in the future.")
-    if Provider.QONTO in set(providers):
-        validate_qonto_paid_on(timezone.localtime(paid_at).date())
+    if Provider.QONTO in providers:
+        validate_qonto_paid_on(paid_on(paid_at))
 
 
 def _check_paid_at(invoices: Iterable[Invoice], paid_at: datetime) -> None:
@@ -305,7 +306,7 @@ def invoices_bulk_mark_paid(*, invoices: Iterable[Invoice], paid_at: datetime, a
             .order_by("pk")
             .values_list("pk", flat=True)
         )
-        report = BatchReport(ActionBatch.objects.create(kind=PendingAction.MARK_PAID, actor=actor))
+        report = BatchReport(ActionBatch.objects.create(kind=ActionBatch.Kind.MARK_PAID, actor=actor))
         items = []
         for invoice in invoices:
             if invoice.remote_id and invoice.pk not in present:
@@ -329,14 +330,26 @@ def invoices_bulk_mark_paid(*, invoices: Iterable[Invoice], paid_at: datetime, a
 
 
 def invoices_bulk_request_create(*, invoices: Iterable[Invoice], actor) -> BatchReport:
-    return _bulk_request_create(
-        invoices, actor, lambda invoice: invoice_request_create(invoice=invoice, actor=actor)
+    return _bulk_request(
+        invoices,
+        actor,
+        ActionBatch.Kind.CREATE,
+        lambda invoice: invoice_request_create(invoice=invoice, actor=actor),
+    )
+
+
+def invoices_bulk_retry(*, invoices: Iterable[Invoice], actor) -> BatchReport:
+    """Queue the failed changes of these invoices again; the others are skipped, saying why."""
+    return _bulk_request(
+        invoices, actor, ActionBatch.Kind.RETRY, lambda invoice: invoice_retry(invoice=invoice, actor=actor)
     )
 
 
 def invoices_create_and_send(*, invoices: list[Invoice], actor) -> list[Sent]:
     """Send drafts at once (Qonto: five files a request); one plain sentence per invoice."""
-    report = _bulk_request_create(invoices, actor, lambda invoice: _request_create(invoice, actor))
+    report = _bulk_request(
+        invoices, actor, ActionBatch.Kind.CREATE, lambda invoice: _request_create(invoice, actor)
+    )
     skipped = dict(report.skipped)
     # By the row sent: a row absorbed by another upload of its file answers with that one.
     sent = (
@@ -347,13 +360,13 @@ def invoices_create_and_send(*, invoices: list[Invoice], actor) -> list[Sent]:
     return [sent.get(i.pk) or Sent(i, Sent.FAILED, f"not sent: {skipped.get(i, '')}") for i in invoices]
 
 
-def _bulk_request_create(invoices: Iterable[Invoice], actor, request_create) -> BatchReport:
+def _bulk_request(invoices: Iterable[Invoice], actor, kind: str, request) -> BatchReport:
     with transaction.atomic():
-        report = BatchReport(ActionBatch.objects.create(kind=PendingAction.CREATE, actor=actor))
+        report = BatchReport(ActionBatch.objects.create(kind=kind, actor=actor))
         items = []
         for invoice in invoices:
             try:
-                request_create(invoice)
+                request(invoice)
             except ValidationError as exc:
                 reason = " ".join(exc.messages)
                 report.skipped.append((invoice, reason))
@@ -471,7 +484,77 @@ def invoice_fetch_pdf(*, invoice: Invoice) -> bool:
     try:
         return refresh.invoice_fetch_pdf(invoice=invoice)
     except errors.ProviderError as exc:
-        raise ValidationError(f"{invoice}: {provider_error_message(exc)}") from exc
+        raise ValidationError(
+            f"{invoice_name(invoice)}: its PDF could not be fetched. {provider_error_message(exc)}"
+        ) from exc
+
+
+def invoice_refresh(*, invoice: Invoice) -> Sent:
+    """The invoice page's "Refresh from provider": read it from its provider now, in one sentence
+    (DONE refreshed, WAITING removed at the provider, FAILED with what to do next)."""
+    name, provider = invoice_name(invoice), invoice.get_provider_display()
+    if not invoice.remote_id:
+        return Sent(invoice, Sent.FAILED, f"{name} is not at {provider} yet: there is nothing to refresh.")
+    try:
+        outcome = refresh.refresh_invoices(invoice_ids=[invoice.pk])
+    except errors.ProviderRateLimited as exc:
+        outcome = {"failed": {invoice.pk: exc}}
+    invoice.refresh_from_db()
+    if invoice.pk in outcome["failed"]:
+        reason = provider_error_message(outcome["failed"][invoice.pk])
+        return Sent(invoice, Sent.FAILED, f"{name} could not be refreshed: {reason}")
+    if outcome["removed"]:
+        return Sent(
+            invoice, Sent.WAITING, f"{name} no longer exists at {provider}: it is marked removed here."
+        )
+    return Sent(invoice, Sent.DONE, f"{name} refreshed from {provider}.")
+
+
+def invoices_bulk_refresh(*, invoices: Iterable[Invoice], actor) -> BatchReport:
+    """Queue the refresh of many invoices as one batch; its page shows the progress."""
+    from invoices.tasks import refresh_batch
+
+    with transaction.atomic():
+        report = BatchReport(ActionBatch.objects.create(kind=ActionBatch.Kind.REFRESH, actor=actor))
+        items = []
+        for invoice in invoices:
+            if invoice.remote_id:
+                report.queued.append(invoice)
+                items.append(ActionBatchItem(batch=report.batch, invoice=invoice, queued=True))
+            else:
+                report.skipped.append((invoice, "not at the provider yet"))
+                items.append(
+                    ActionBatchItem(batch=report.batch, invoice=invoice, note="not at the provider yet")
+                )
+        ActionBatchItem.objects.bulk_create(items)
+        if report.queued:
+            batch_id = report.batch.pk
+            transaction.on_commit(lambda: refresh_batch.delay(batch_id))
+    return report
+
+
+def actionbatch_refresh(*, batch: ActionBatch) -> float | None:
+    """Refresh the invoices of a batch that are not done yet, recording each outcome on its item.
+    Returns the seconds to wait when a provider (or our budget for it) says slow down, else None."""
+    pending = batch.items.filter(queued=True, finished_at=None).select_related("invoice").order_by("pk")
+    for item in pending.iterator(chunk_size=100):
+        try:
+            outcome = refresh.refresh_invoices(invoice_ids=[item.invoice_id])
+        except errors.ProviderRateLimited as exc:
+            return max(exc.retry_after, 1.0)
+        failure = outcome["failed"].get(item.invoice_id)
+        if failure is not None:
+            note, failed = provider_error_message(failure), True
+        elif outcome["removed"]:
+            note, failed = "no longer exists at the provider: marked removed here", False
+        elif not outcome["refreshed"]:
+            note, failed = "not at the provider (any more)", True
+        else:
+            note, failed = "", False
+        ActionBatchItem.objects.filter(pk=item.pk).update(
+            finished_at=timezone.now(), failed=failed, note=note[:255]
+        )
+    return None
 
 
 # Syncing by hand ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from invoices import push, sync
-from invoices.models import Invoice, Provider, SyncRun
+from invoices.models import ActionBatch, Invoice, Provider, SyncRun
 from invoices.providers import is_configured
 from invoices.retries import backoff_seconds
 from invoices.sync.runs import abandon_stopped_runs
@@ -61,8 +61,14 @@ def sweep_sync_runs() -> int:
     return abandon_stopped_runs()
 
 
-@shared_task
-def refresh_invoices(invoice_ids: list[int]) -> dict:
-    from invoices.sync.refresh import refresh_invoices as refresh
+@shared_task(bind=True, max_retries=None, acks_late=True)
+def refresh_batch(self, batch_id: int) -> None:
+    """Refresh the invoices of a bulk "Refresh" batch; told to slow down, go on later where it stopped."""
+    from invoices.services import actionbatch_refresh
 
-    return refresh(invoice_ids=invoice_ids)
+    batch = ActionBatch.objects.filter(pk=batch_id).first()
+    if batch is None:
+        return
+    retry_in = actionbatch_refresh(batch=batch)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)

@@ -103,14 +103,20 @@ def format_filter_datetime(moment: datetime) -> str:
 
 
 def latest_allowed_paid_on(now: datetime) -> date:
-    """The latest ``paid_at`` Qonto accepts at ``now``.
+    """The latest ``paid_at`` Qonto accepts at ``now``: today in Europe/Paris.
 
-    Qonto refuses a ``paid_at`` in the future without saying whose "today" it means. Between
-    midnight in Paris and midnight UTC (one or two hours a day) the two disagree, so take the earlier.
+    Qonto keeps a date only and refuses one "in the future", its own date: a French bank's today,
+    in Paris. So a payment made today is accepted at any hour of the Paris day, also between
+    midnight in Paris and midnight UTC.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    return min(now.astimezone(UTC).date(), now.astimezone(PARIS).date())
+    return paid_on(now)
+
+
+def paid_on(moment: datetime) -> date:
+    """The date Qonto keeps for a payment moment: its date in Europe/Paris."""
+    return moment.astimezone(PARIS).date()
 
 
 def map_status(value: Any) -> str:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
-from django.utils.translation import ngettext
 
 from invoices import selectors, services
 from invoices.admin.base import GuardedAdmin
@@ -36,6 +33,7 @@ class EventInline(admin.TabularInline):
     fields = ("at", "what", "actor", "message")
     readonly_fields = fields
     verbose_name_plural = "history"
+    template = "admin/invoices/invoice/history_inline.html"
 
     @admin.display(description="kind")
     def what(self, event: InvoiceEvent) -> str:
@@ -249,30 +247,17 @@ class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
         report = services.invoices_bulk_request_create(
             invoices=list(queryset.order_by("pk")), actor=request.user
         )
-        self.report_batch(request, report, "created")
-        return HttpResponseRedirect(reverse("admin:invoices_actionbatch_change", args=[report.batch.pk]))
+        return self.report_batch(request, report, "created at the provider")
 
     @admin.action(description="Refresh selected from the provider", permissions=["refresh_from_provider"])
     def refresh_action(self, request, queryset: QuerySet[Invoice]):
-        self.refresh(request, list(queryset.values_list("pk", flat=True)))
+        report = services.invoices_bulk_refresh(invoices=list(queryset.order_by("pk")), actor=request.user)
+        return self.report_batch(request, report, "refreshed from the provider")
 
     @admin.action(description="Retry failed changes", permissions=["retry_push"])
     def retry_action(self, request, queryset: QuerySet[Invoice]):
-        retried, skipped = 0, []
-        for invoice in queryset.order_by("pk"):
-            try:
-                services.invoice_retry(invoice=invoice, actor=request.user)
-                retried += 1
-            except ValidationError as exc:
-                skipped.append(" ".join(exc.messages))
-        if retried:
-            self.message_user(
-                request,
-                ngettext("%(n)d invoice queued again.", "%(n)d invoices queued again.", retried)
-                % {"n": retried},
-            )
-        if skipped:
-            self.message_user(request, " ".join(skipped[:20]), messages.WARNING)
+        report = services.invoices_bulk_retry(invoices=list(queryset.order_by("pk")), actor=request.user)
+        return self.report_batch(request, report, "sent to the provider again")
 
     @admin.action(description="Export selected as CSV", permissions=["export_invoices"])
     def export_csv_action(self, request, queryset: QuerySet[Invoice]):

@@ -18,8 +18,8 @@ from django.utils.translation import ngettext
 
 from invoices import intake, services
 from invoices.forms import MarkPaidForm, MkpInvoiceForm, QontoUploadForm
+from invoices.messages import invoice_name
 from invoices.models import Customer, Invoice, InvoiceStatus, Provider, SyncState
-from invoices.sync import refresh
 
 _UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -121,12 +121,15 @@ class InvoicePages:
         return intake.invoices_import_qonto(files=files, actor=request.user, send=not draft)
 
     def _report_sent(self, request, sent: services.Sent) -> None:
+        self._report(request, sent, f"{sent.invoice}: {sent.text}")
+
+    def _report(self, request, sent: services.Sent, text: str | None = None) -> None:
         level = {
             services.Sent.DONE: messages.SUCCESS,
             services.Sent.FAILED: messages.ERROR,
             services.Sent.WAITING: messages.WARNING,
         }[sent.outcome]
-        self.message_user(request, f"{sent.invoice}: {sent.text}", level)
+        self.message_user(request, text or sent.text, level)
 
     # Acting on one invoice -----------------------------------------------------------------------
     def mark_paid_view(self, request, pk: int):
@@ -136,8 +139,9 @@ class InvoicePages:
 
     def refresh_view(self, request, pk: int):
         self.require(self.has_refresh_from_provider_permission(request))
+        invoice = get_object_or_404(Invoice, pk=pk)
         if request.method == "POST":
-            self.refresh(request, [pk])
+            self._report(request, services.invoice_refresh(invoice=invoice))
         return self._back(pk)
 
     def send_view(self, request, pk: int):
@@ -165,7 +169,7 @@ class InvoicePages:
             return self._back(pk)
         if not self._fetch_pdf(request, invoice):
             return self._back(pk)
-        return HttpResponseRedirect(reverse("admin:invoices_invoice_pdf", args=[pk]))
+        return HttpResponseRedirect(reverse("admin:invoices_invoice_pdf", args=[pk]) + "?download=1")
 
     def _fetch_pdf(self, request, invoice: Invoice) -> bool:
         try:
@@ -174,11 +178,17 @@ class InvoicePages:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return False
         if not found:
-            self.message_user(request, f"{invoice}: the provider has no PDF for it.", messages.WARNING)
+            self.message_user(
+                request,
+                f"{invoice_name(invoice)}: {invoice.get_provider_display()} has no PDF for it (yet). "
+                "Try again later, or look at the invoice at the provider.",
+                messages.WARNING,
+            )
         return found
 
     def pdf_view(self, request, pk: int):
-        """The invoice's PDF, for staff who may see the invoice; fetched first when not kept here."""
+        """The invoice's PDF, for staff who may see the invoice; fetched first when not kept here.
+        ``?download=1`` sends it as a file to save rather than to show."""
         invoice = get_object_or_404(Invoice, pk=pk)
         self.require(self.has_view_permission(request, invoice))
         if not invoice.pdf and not self._fetch_pdf(request, invoice):
@@ -189,12 +199,18 @@ class InvoicePages:
         except OSError:
             self.message_user(
                 request,
-                f"{invoice}: the stored PDF cannot be read. Use “Download PDF from provider” "
+                f"{invoice_name(invoice)}: the stored PDF cannot be read. Use “Download PDF from provider” "
                 "for a fresh copy, or ask an administrator to check the file storage.",
                 messages.ERROR,
             )
             return self._back(pk)
-        response = FileResponse(handle, content_type="application/pdf", filename=pdf_download_name(invoice))
+        response = FileResponse(
+            handle,
+            content_type="application/pdf",
+            filename=pdf_download_name(invoice),
+            # "Download PDF from provider" saves the file; "Open PDF" shows it in the browser.
+            as_attachment=request.GET.get("download") == "1",
+        )
         response["X-Content-Type-Options"] = "nosniff"
         return response
 
@@ -217,10 +233,7 @@ class InvoicePages:
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
-                self.report_batch(request, report, "marked paid")
-                return HttpResponseRedirect(
-                    reverse("admin:invoices_actionbatch_change", args=[report.batch.pk])
-                )
+                return self.report_batch(request, report, "marked paid at the provider")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -233,22 +246,27 @@ class InvoicePages:
         }
         return TemplateResponse(request, "admin/invoices/invoice/mark_paid.html", context)
 
-    def report_batch(self, request, report: services.BatchReport, verb: str) -> None:
+    def report_batch(self, request, report: services.BatchReport, what: str) -> HttpResponseRedirect:
+        """Say what was queued and skipped, then show the batch's progress page."""
         if report.queued:
             count = len(report.queued)
             self.message_user(
                 request,
                 ngettext(
-                    "%(count)d invoice will be %(verb)s at the provider in the background.",
-                    "%(count)d invoices will be %(verb)s at the provider in the background.",
+                    "%(count)d invoice will be %(what)s in the background.",
+                    "%(count)d invoices will be %(what)s in the background.",
                     count,
                 )
-                % {"count": count, "verb": verb},
+                % {"count": count, "what": what},
                 messages.SUCCESS,
             )
         if report.skipped:
             count = len(report.skipped)
-            reasons = "; ".join(f"{invoice}: {reason}" for invoice, reason in report.skipped[:20])
+            reasons = "; ".join(
+                # A reason that names its invoice already is not prefixed with the name again.
+                reason if reason.startswith(str(invoice)) else f"{invoice}: {reason}"
+                for invoice, reason in report.skipped[:20]
+            )
             more = f" and {count - 20} more" if count > 20 else ""
             self.message_user(
                 request,
@@ -256,31 +274,4 @@ class InvoicePages:
                 + f" ({reasons}{more}).",
                 messages.WARNING,
             )
-
-    def refresh(self, request, pks: list[int]) -> None:
-        if len(pks) > 20:
-            from invoices.tasks import refresh_invoices
-
-            refresh_invoices.delay(pks)
-            self.message_user(request, f"{len(pks)} invoices will be refreshed in the background.")
-            return
-        outcome = refresh.refresh_invoices(invoice_ids=pks)
-        if outcome["refreshed"]:
-            self.message_user(
-                request,
-                ngettext("%(n)d invoice refreshed.", "%(n)d invoices refreshed.", outcome["refreshed"])
-                % {"n": outcome["refreshed"]},
-            )
-        if outcome["removed"]:
-            self.message_user(
-                request,
-                ngettext(
-                    "%(n)d invoice no longer exists at the provider and is marked removed.",
-                    "%(n)d invoices no longer exist at the provider and are marked removed.",
-                    outcome["removed"],
-                )
-                % {"n": outcome["removed"]},
-                messages.WARNING,
-            )
-        for pk, reason in outcome["failed"].items():
-            self.message_user(request, f"Invoice #{pk} could not be refreshed: {reason}", messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:invoices_actionbatch_change", args=[report.batch.pk]))

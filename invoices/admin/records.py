@@ -8,7 +8,7 @@ import json
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -50,10 +50,33 @@ class ActionBatchAdmin(ReadOnlyAdmin):
     def size(self, obj):
         return obj.items.count()
 
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/status/",
+                self.guarded_view(self.status_view),
+                name="invoices_actionbatch_status",
+            ),
+            *super().get_urls(),
+        ]
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         batch = get_object_or_404(ActionBatch, pk=object_id)
-        extra_context = {**(extra_context or {}), "rows": selectors.batch_rows(batch), "batch": batch}
+        rows = selectors.batch_rows(batch)
+        extra_context = {
+            **(extra_context or {}),
+            "rows": rows,
+            "failures": [row for row in rows if row["css"] == "failed"],
+            "batch": batch,
+            "progress": selectors.batch_progress(batch),
+        }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def status_view(self, request, pk: int):
+        """The batch's figures as JSON, for its page to update itself in place."""
+        self.require(self.has_view_permission(request))
+        batch = get_object_or_404(ActionBatch, pk=pk)
+        return JsonResponse(selectors.batch_progress(batch).as_json())
 
 
 @admin.register(SyncRun)

@@ -15,7 +15,7 @@ from invoices.sync.mirror import upsert_invoices
 def refresh_invoices(*, invoice_ids: list[int], client=None) -> dict:
     """GET each invoice: store what the provider says, or mark it removed on a 404. ``client``
     serves when all the invoices are of its provider (a sync run's own client).
-    Returns {"refreshed": n, "removed": n, "failed": {pk: reason}}."""
+    Returns {"refreshed": n, "removed": n, "failed": {pk: the provider's error}}; a 429 is raised."""
     outcome = {"refreshed": 0, "removed": 0, "failed": {}}
     rows = Invoice.objects.filter(pk__in=invoice_ids).exclude(remote_id=None).order_by("pk")
     for invoice in rows:
@@ -36,7 +36,7 @@ def refresh_invoices(*, invoice_ids: list[int], client=None) -> dict:
         except errors.ProviderRateLimited:
             raise
         except errors.ProviderError as exc:
-            outcome["failed"][invoice.pk] = str(exc)
+            outcome["failed"][invoice.pk] = exc
             continue
         upsert_invoices(provider=invoice.provider, remotes=[remote], fetched_at=fetched_at)
         outcome["refreshed"] += 1

@@ -63,7 +63,9 @@ def test_a_clerk_refreshes_an_invoice_and_opens_its_pdf(page, django_user_model,
     expect(page.get_by_role("link", name="Mark as paid")).to_be_visible()
 
     page.get_by_role("button", name="Refresh from provider").click()
-    expect(page.locator(".messagelist li")).to_have_text("1 invoice refreshed.")
+    expect(page.locator(".messagelist li")).to_have_text(
+        f"Invoice {mirrored.number} refreshed from MijnKlantportaal."
+    )
     shot(page, "clerk-refreshed.png")
 
     with (

@@ -428,10 +428,10 @@ def test_mark_paid_refuses_a_future_date_without_a_request(mocked):
 @pytest.mark.parametrize(
     ("now", "refused", "accepted"),
     [
-        # 23:30 UTC: already the 23rd in Paris, but not in UTC.
-        (datetime(2026, 11, 22, 23, 30, tzinfo=UTC), date(2026, 11, 23), date(2026, 11, 22)),
-        # 00:30 in Paris (23:30 UTC the day before): the 22nd in Paris, still the 21st in UTC.
-        (datetime(2026, 11, 21, 23, 30, tzinfo=UTC), date(2026, 11, 22), date(2026, 11, 21)),
+        # 23:30 UTC: already the 23rd in Paris, not yet in UTC. Paris decides: the 23rd is today.
+        (datetime(2026, 11, 22, 23, 30, tzinfo=UTC), date(2026, 11, 24), date(2026, 11, 23)),
+        # 22:59 UTC is 23:59 in Paris: the 22nd is today there, the 23rd not yet.
+        (datetime(2026, 11, 22, 22, 59, tzinfo=UTC), date(2026, 11, 23), date(2026, 11, 22)),
     ],
 )
 def test_mark_paid_around_midnight(mocked, now, refused, accepted):

@@ -270,20 +270,22 @@ def test_format_filter_datetime_is_utc_with_z():
 @pytest.mark.parametrize(
     ("now", "expected"),
     [
-        # Already the 23rd in Paris, still the 22nd in UTC.
-        (datetime(2026, 11, 22, 23, 30, tzinfo=UTC), date(2026, 11, 22)),
-        # Already the 22nd in Paris, still the 21st in UTC.
-        (datetime(2026, 11, 22, 0, 30, tzinfo=PARIS), date(2026, 11, 21)),
-        (datetime(2026, 11, 22, 0, 30, tzinfo=timezone(timedelta(hours=1))), date(2026, 11, 21)),
+        # Already the 23rd in Paris, still the 22nd in UTC: Paris decides.
+        (datetime(2026, 11, 22, 23, 30, tzinfo=UTC), date(2026, 11, 23)),
+        (datetime(2026, 11, 22, 22, 59, 59, tzinfo=UTC), date(2026, 11, 22)),
+        (datetime(2026, 11, 22, 0, 30, tzinfo=PARIS), date(2026, 11, 22)),
+        (datetime(2026, 11, 22, 0, 30, tzinfo=timezone(timedelta(hours=1))), date(2026, 11, 22)),
+        # The last second of the Paris day, already the next day in UTC+3.
+        (datetime(2026, 11, 22, 23, 59, 59, tzinfo=PARIS), date(2026, 11, 22)),
         # Summer time: Paris is UTC+2, so 22:30 UTC is already tomorrow there.
-        (datetime(2026, 7, 14, 22, 30, tzinfo=UTC), date(2026, 7, 14)),
-        (datetime(2026, 7, 15, 1, 59, tzinfo=PARIS), date(2026, 7, 14)),
-        (datetime(2026, 7, 15, 2, 0, tzinfo=PARIS), date(2026, 7, 15)),
+        (datetime(2026, 7, 14, 22, 30, tzinfo=UTC), date(2026, 7, 15)),
+        (datetime(2026, 7, 14, 21, 59, tzinfo=UTC), date(2026, 7, 14)),
+        (datetime(2026, 7, 15, 1, 59, tzinfo=PARIS), date(2026, 7, 15)),
         # Both agree at midday.
         (datetime(2026, 11, 22, 12, 0, tzinfo=UTC), date(2026, 11, 22)),
     ],
 )
-def test_latest_allowed_paid_on_takes_the_earlier_today(now, expected):
+def test_latest_allowed_paid_on_is_today_in_paris(now, expected):
     assert mappers.latest_allowed_paid_on(now) == expected
 
 

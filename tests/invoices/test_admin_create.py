@@ -110,7 +110,7 @@ def test_a_bad_api_key_is_named_in_plain_words(admin_client, sandbox, settings):
     invoice = Invoice.objects.get(number="2026-100")
     assert invoice.sync_state == SyncState.FAILED
     joined = " ".join(texts(response))
-    assert "credentials" in joined
+    assert "MijnKlantportaal refused our API key. Ask an administrator to check MKP_API_KEY." in joined
     assert "wrong-key-123456" not in joined
     assert "wrong-key-123456" not in invoice.last_error
 

@@ -117,7 +117,9 @@ def test_a_pdf_the_provider_cannot_give_is_said_plainly(viewer, mirrored):
     assert response.status_code == 200
     assert response.redirect_chain[-1][0] == reverse("admin:invoices_invoice_change", args=[invoice.pk])
     (message,) = texts(response)
-    assert message.startswith(f"{invoice.number}: MijnKlantportaal does not know this invoice")
+    assert message.startswith(
+        f"Invoice {invoice.number}: its PDF could not be fetched. MijnKlantportaal does not know this invoice"
+    )
 
 
 def test_a_stored_pdf_that_went_missing_is_said_plainly(viewer):
@@ -128,18 +130,21 @@ def test_a_stored_pdf_that_went_missing_is_said_plainly(viewer):
     assert "the stored PDF cannot be read" in texts(response)[0]
 
 
-def test_download_from_the_provider_replaces_the_copy_and_opens_it(clerk, mirrored):
+def test_download_from_the_provider_replaces_the_copy_and_saves_it(clerk, mirrored):
     invoice = Invoice.objects.filter(provider=Provider.MKP).exclude(remote_id=None).first()
     assert clerk.get(pdf_url(invoice)).status_code == 200
     invoice.refresh_from_db()
     first = invoice.pdf.name
     response = clerk.post(reverse("admin:invoices_invoice_fetch_pdf", args=[invoice.pk]))
     assert response.status_code == 302
-    assert response["Location"] == pdf_url(invoice)
+    assert response["Location"] == pdf_url(invoice) + "?download=1"
     invoice.refresh_from_db()
     assert invoice.pdf.name != first
     assert not invoice.pdf.storage.exists(first)
     assert invoice.pdf.storage.exists(invoice.pdf.name)
+    saved = clerk.get(response["Location"])
+    assert saved["Content-Disposition"].startswith("attachment;")
+    assert b"".join(saved.streaming_content) == invoice.pdf.open("rb").read()
 
 
 def test_the_csv_makes_formulas_inert_and_keeps_amounts_and_dates_plain(viewer):

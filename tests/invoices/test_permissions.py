@@ -56,6 +56,7 @@ URLS: dict[str, tuple[str | None, str | None]] = {
     "invoices_invoice_fetch_pdf": ("invoices.refresh_from_provider", "invoices.refresh_from_provider"),
     "invoices_invoice_pdf": (VIEW, VIEW),
     "invoices_syncrun_sync_now": ("invoices.run_sync", "invoices.run_sync"),
+    "invoices_actionbatch_status": ("invoices.view_actionbatch", "invoices.view_actionbatch"),
 }
 for _model in ("customer", "actionbatch", "syncrun", "syncproblem"):
     _view = f"invoices.view_{_model}"
@@ -218,7 +219,7 @@ def queued_tasks(monkeypatch):
     from invoices import tasks
 
     calls = []
-    for task in (tasks.push_invoices, tasks.refresh_invoices, tasks.sync_provider):
+    for task in (tasks.push_invoices, tasks.refresh_batch, tasks.sync_provider):
         monkeypatch.setattr(task, "delay", lambda *a, _t=task.name, **k: calls.append((_t, a)))
     return calls
 
