@@ -103,7 +103,6 @@ class InvoiceAdmin(InvoicePages, GuardedAdmin):
     search_help_text = "Number (its beginning), customer name or e-mail, or the provider's id."
     list_select_related = ("customer",)
     list_per_page = 100
-    paginator = SummarizingPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     readonly_fields = (
@@ -279,6 +278,11 @@ class InvoiceAdmin(InvoicePages, GuardedAdmin):
             ),
             css={"screen": ("admin/css/vendor/select2/select2.css", "admin/css/autocomplete.css")},
         )
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        if queryset.model is not Invoice:  # the history page pages its log entries
+            return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        return SummarizingPaginator(queryset, per_page, orphans, allow_empty_first_page)
 
     def get_search_results(self, request, queryset, search_term):
         return selectors.invoice_search(queryset, search_term), False
