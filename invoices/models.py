@@ -166,7 +166,7 @@ class Invoice(models.Model):
             ),
             # PostgreSQL only (see migration 0006): equality and prefix (LIKE 'F-2026%') on numbers,
             # and part of the customer's name (UPPER(customer_name) LIKE '%ACME%', by trigrams).
-            models.Index(OpClass("number", name="varchar_pattern_ops"), name="invoice_number_prefix"),
+            models.Index(fields=["number"], opclasses=["varchar_pattern_ops"], name="invoice_number_prefix"),
             GinIndex(OpClass(Upper("customer_name"), name="gin_trgm_ops"), name="invoice_customer_trgm"),
         ]
 

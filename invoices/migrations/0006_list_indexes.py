@@ -33,8 +33,7 @@ class Migration(migrations.Migration):
         AddIndexOnPostgres(
             model_name="invoice",
             index=models.Index(
-                django.contrib.postgres.indexes.OpClass("number", name="varchar_pattern_ops"),
-                name="invoice_number_prefix",
+                fields=["number"], name="invoice_number_prefix", opclasses=["varchar_pattern_ops"]
             ),
         ),
         AddIndexOnPostgres(
