@@ -164,6 +164,9 @@ class Invoice(models.Model):
                 condition=Q(removed_at__isnull=False),
                 name="invoice_removed_order",
             ),
+            # The due and paid date ranges (and their counts), which the list order cannot serve.
+            models.Index(fields=["due_date"], name="invoice_due"),
+            models.Index(fields=["paid_at"], name="invoice_paid"),
             # PostgreSQL only (see migration 0006): equality and prefix (LIKE 'F-2026%') on numbers,
             # and part of the customer's name (UPPER(customer_name) LIKE '%ACME%', by trigrams).
             models.Index(fields=["number"], opclasses=["varchar_pattern_ops"], name="invoice_number_prefix"),

@@ -74,4 +74,10 @@ class Migration(migrations.Migration):
                 name="invoice_removed_order",
             ),
         ),
+        migrations.AddIndex(
+            model_name="invoice", index=models.Index(fields=["due_date"], name="invoice_due")
+        ),
+        migrations.AddIndex(
+            model_name="invoice", index=models.Index(fields=["paid_at"], name="invoice_paid")
+        ),
     ]
