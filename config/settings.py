@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",  # operator classes in index expressions (the list's search indexes)
     "django_celery_beat",
     "invoices",
 ]

@@ -11,8 +11,10 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 
@@ -57,6 +59,10 @@ class Customer(models.Model):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["provider", "remote_id"], name="customer_unique_remote_id"),
+        ]
+        indexes = [
+            # The invoice search by customer name (icontains is UPPER(name) LIKE): PostgreSQL only.
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="customer_name_trgm"),
         ]
 
     def __str__(self) -> str:
@@ -146,8 +152,27 @@ class Invoice(models.Model):
         indexes = [
             models.Index(fields=["sync_state", "next_attempt_at"], name="invoice_outbox"),
             models.Index(fields=["provider", "status", "due_date"], name="invoice_status_due"),
-            # Equality lookups only (a plain index: no second one for LIKE).
-            models.Index(fields=["number"], name="invoice_number"),
+            # The list, newest first (read backwards), and the filters that keep most rows.
+            models.Index(fields=["issue_date", "id"], name="invoice_list_order"),
+            # The same order for the few rows of the overdue and "removed" filters: written only
+            # for open and removed invoices.
+            models.Index(
+                fields=["issue_date", "id"],
+                condition=Q(status=InvoiceStatus.OPEN, removed_at__isnull=True),
+                name="invoice_open_order",
+            ),
+            models.Index(
+                fields=["issue_date", "id"],
+                condition=Q(removed_at__isnull=False),
+                name="invoice_removed_order",
+            ),
+            # The due and paid date ranges (and their counts), which the list order cannot serve.
+            models.Index(fields=["due_date"], name="invoice_due"),
+            models.Index(fields=["paid_at"], name="invoice_paid"),
+            # PostgreSQL only (see migration 0006): equality and prefix (LIKE 'F-2026%') on numbers,
+            # and part of the customer's name (UPPER(customer_name) LIKE '%ACME%', by trigrams).
+            models.Index(fields=["number"], opclasses=["varchar_pattern_ops"], name="invoice_number_prefix"),
+            GinIndex(OpClass(Upper("customer_name"), name="gin_trgm_ops"), name="invoice_customer_trgm"),
         ]
 
     def __str__(self) -> str:

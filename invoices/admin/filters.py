@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
+
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.db import models
 from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
 
 from invoices import selectors
-from invoices.models import InvoiceStatus, SyncState
+from invoices.models import Customer, InvoiceStatus, SyncState
 
 
 class YesNoFilter(admin.SimpleListFilter):
@@ -98,3 +104,108 @@ class DiscardedFilter(admin.SimpleListFilter):
         if self.value() == "show":
             return queryset
         return queryset.exclude(sync_state=SyncState.DISCARDED)
+
+
+class DateRangeFilter(admin.FieldListFilter):
+    """From and to dates (both included) on a date or a moment: ``?due_date__gte=2026-01-01&due_date__lte=2026-01-31``.
+
+    A moment is compared with the days of the staff member's time zone."""
+
+    template = "admin/invoices/invoice/date_range_filter.html"
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        self.since_param = f"{field_path}__gte"
+        self.until_param = f"{field_path}__lte"
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.since = self._date(self.since_param)
+        self.until = self._date(self.until_param)
+
+    def _date(self, param: str) -> date | None:
+        values = self.used_parameters.get(param) or [""]
+        text = (values[-1] if isinstance(values, list) else values).strip()
+        if not text:
+            return None
+        try:
+            return date.fromisoformat(text)
+        except ValueError as exc:
+            raise IncorrectLookupParameters(f"{param}: not a date (YYYY-MM-DD): {text!r}") from exc
+
+    def expected_parameters(self):
+        return [self.since_param, self.until_param]
+
+    def queryset(self, request, queryset):
+        moments = isinstance(self.field, models.DateTimeField)
+        if self.since:
+            since = _start_of(self.since) if moments else self.since
+            queryset = queryset.filter(**{f"{self.field_path}__gte": since})
+        if self.until:
+            if moments:
+                queryset = queryset.filter(
+                    **{f"{self.field_path}__lt": _start_of(self.until + timedelta(days=1))}
+                )
+            else:
+                queryset = queryset.filter(**{f"{self.field_path}__lte": self.until})
+        return queryset
+
+    def choices(self, changelist):
+        own = self.expected_parameters()
+        yield {
+            "since_param": self.since_param,
+            "until_param": self.until_param,
+            "since": self.since.isoformat() if self.since else "",
+            "until": self.until.isoformat() if self.until else "",
+            "hidden": _other_params(changelist, own),
+            "reset_url": changelist.get_query_string(remove=own),
+            "active": bool(self.since or self.until),
+        }
+
+
+class CustomerFilter(admin.ListFilter):
+    """One customer, chosen by typing part of the name (the admin's autocomplete of customers)."""
+
+    title = "customer"
+    parameter_name = "customer"
+    template = "admin/invoices/invoice/customer_filter.html"
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        values = params.pop(self.parameter_name, None) or [""]
+        text = values[-1] if isinstance(values, list) else values
+        if text and not text.isdigit():
+            raise IncorrectLookupParameters(f"customer: not an id: {text!r}")
+        self.customer_id = int(text) if text else None
+
+    def has_output(self):
+        return True
+
+    def expected_parameters(self):
+        return [self.parameter_name]
+
+    def queryset(self, request, queryset):
+        if self.customer_id is None:
+            return queryset
+        return queryset.filter(customer_id=self.customer_id)
+
+    def choices(self, changelist):
+        customer = Customer.objects.filter(pk=self.customer_id).first() if self.customer_id else None
+        yield {
+            "parameter": self.parameter_name,
+            "selected": customer,
+            "hidden": _other_params(changelist, [self.parameter_name]),
+            "reset_url": changelist.get_query_string(remove=[self.parameter_name]),
+            "autocomplete_url": reverse("admin:autocomplete"),
+        }
+
+
+def _start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _other_params(changelist, own: list[str]) -> list[tuple[str, str]]:
+    """The list's other parameters (filters, search, order), kept by a filter's own small form."""
+    return [
+        (name, value)
+        for name, values in changelist.filter_params.items()
+        if name not in own
+        for value in values
+    ]

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from invoices import selectors, services
+from invoices import formatting, selectors, services
 from invoices.admin.base import GuardedAdmin
 from invoices.admin.corrections import CorrectionPages
 from invoices.admin.export import invoices_csv_response
 from invoices.admin.filters import (
+    CustomerFilter,
+    DateRangeFilter,
     DiscardedFilter,
     OutstandingFilter,
     OverdueFilter,
     PaidFilter,
     RemovedFilter,
 )
+from invoices.admin.listing import SummarizingPaginator
 from invoices.admin.pages import InvoicePages
-from invoices.models import Invoice, InvoiceEvent, SyncState
+from invoices.models import Invoice, InvoiceEvent, Provider, SyncState
 from invoices.sync.mirror import MIRRORED_FIELDS
 
 
@@ -49,6 +52,16 @@ class EventInline(admin.TabularInline):
         return False
 
 
+def provider_anchor(invoice: Invoice, label: str):
+    """A link to the invoice at its provider (the MijnKlantportaal payment link, the Qonto
+    ``invoice_url``), opened in a new tab that gets no handle on this page."""
+    return format_html(
+        '<a href="{}" class="provider-link" target="_blank" rel="noopener noreferrer">{}</a>',
+        invoice.payment_link,
+        label,
+    )
+
+
 BOOKKEEPING_READONLY = (
     "sync_state",
     "pending_action",
@@ -67,16 +80,17 @@ BOOKKEEPING_READONLY = (
 
 @admin.register(Invoice)
 class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
+    # The key columns fit 1366 px without scrolling: the provider is a badge beside the number,
+    # the issue date a tooltip on the due date, long names are cut with an ellipsis.
     list_display = (
         "number_display",
-        "provider",
         "customer_display",
         "amount_display",
-        "issue_date",
-        "due_date",
+        "due_display",
         "paid_display",
         "status_display",
         "sync_display",
+        "links",
     )
     list_filter = (
         "provider",
@@ -87,17 +101,28 @@ class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
         "sync_state",
         RemovedFilter,
         DiscardedFilter,
+        ("due_date", DateRangeFilter),
+        ("paid_at", DateRangeFilter),
+        CustomerFilter,
     )
+    # Searched by selectors.invoice_search (number prefix, customer name, provider id), which the
+    # indexes serve; the fields here only make the search box show and say what it searches.
     search_fields = ("number", "customer_name", "customer__name", "customer__email", "remote_id")
-    date_hierarchy = "issue_date"
+    search_help_text = "Number (its beginning), customer name or e-mail, or the provider's id."
     list_select_related = ("customer",)
     list_per_page = 100
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     readonly_fields = (
         "provider",
         "remote_id",
         "customer",
         "removed_at",
         "pdf_link",
+        "amount_display",
+        "vat_display",
+        "paid_display",
+        "provider_link",
         *MIRRORED_FIELDS,
         *BOOKKEEPING_READONLY,
     )
@@ -112,11 +137,10 @@ class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
                     "customer_name",
                     "issue_date",
                     "due_date",
-                    "amount",
-                    "vat_amount",
-                    "currency",
+                    "amount_display",
+                    "vat_display",
                     "status",
-                    "paid_at",
+                    "paid_display",
                 )
             },
         ),
@@ -127,7 +151,7 @@ class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
                     "remote_id",
                     "remote_created_at",
                     "remote_updated_at",
-                    "payment_link",
+                    "provider_link",
                     "removed_at",
                     "pdf_link",
                 )
@@ -176,21 +200,38 @@ class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
 
     # Columns ---------------------------------------------------------------------------------
     @admin.display(description="number", ordering="number")
-    def number_display(self, obj: Invoice) -> str:
-        return obj.number or obj.pdf_display_name or f"#{obj.pk}"
+    def number_display(self, obj: Invoice):
+        badge = "MKP" if obj.provider == Provider.MKP else "Qonto"
+        return format_html(
+            '<span class="provider-badge provider-{}" title="{}">{}</span> {}',
+            obj.provider,
+            obj.get_provider_display(),
+            badge,
+            obj.number or obj.pdf_display_name or f"#{obj.pk}",
+        )
 
     @admin.display(description="customer", ordering="customer__name")
-    def customer_display(self, obj: Invoice) -> str:
-        return obj.customer.name if obj.customer else obj.customer_name
+    def customer_display(self, obj: Invoice):
+        name = obj.customer.name if obj.customer else obj.customer_name
+        return format_html('<span class="ellipsis" title="{}">{}</span>', name, name)
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj: Invoice) -> str:
-        return "" if obj.amount is None else f"{obj.currency} {obj.amount:,.2f}"
+        return formatting.money(obj.amount, obj.currency)
+
+    @admin.display(description="VAT")
+    def vat_display(self, obj: Invoice) -> str:
+        return formatting.money(obj.vat_amount, obj.currency)
+
+    @admin.display(description="due", ordering="due_date")
+    def due_display(self, obj: Invoice):
+        return format_html(
+            '<span title="issued {}">{}</span>', formatting.day(obj.issue_date), formatting.day(obj.due_date)
+        )
 
     @admin.display(description="paid", ordering="paid_at")
-    def paid_display(self, obj: Invoice):
-        # Like the date columns beside it ("18 Nov 2026"), with the time.
-        return date_format(timezone.localtime(obj.paid_at), "j M Y H:i") if obj.paid_at else "—"
+    def paid_display(self, obj: Invoice) -> str:
+        return formatting.paid_on(obj)
 
     @admin.display(description="status", ordering="status")
     def status_display(self, obj: Invoice):
@@ -210,6 +251,21 @@ class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
             return format_html('<span class="{}" title="{}">{} ⚠</span>', css, obj.last_error, label)
         return format_html('<span class="{}">{}</span>', css, label)
 
+    @admin.display(description="open")
+    def links(self, obj: Invoice):
+        """The invoice at the provider (in a new tab) and its PDF."""
+        links = []
+        if obj.payment_link:
+            links.append(provider_anchor(obj, "provider"))
+        if obj.pdf or obj.remote_id:
+            url = reverse("admin:invoices_invoice_pdf", args=[obj.pk])
+            links.append(format_html('<a href="{}" class="open-pdf-link" target="_blank">PDF</a>', url))
+        return format_html_join(" ", "{}", ((link,) for link in links)) or "—"
+
+    @admin.display(description="at the provider")
+    def provider_link(self, obj: Invoice):
+        return provider_anchor(obj, obj.payment_link) if obj.payment_link else "—"
+
     @admin.display(description="PDF")
     def pdf_link(self, obj: Invoice):
         if not obj.pdf and not obj.remote_id:
@@ -218,8 +274,33 @@ class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
         label = "Open PDF" if obj.pdf else "Open PDF (fetched from the provider)"
         return format_html('<a href="{}" class="open-pdf-link" target="_blank">{}</a>', url, label)
 
+    @property
+    def media(self):
+        # The customer filter's autocomplete: the admin's own select2 (as AutocompleteSelect loads it).
+        return super().media + forms.Media(
+            js=(
+                "admin/js/vendor/jquery/jquery.js",
+                "admin/js/vendor/select2/select2.full.js",
+                "admin/js/jquery.init.js",
+                "admin/js/autocomplete.js",
+            ),
+            css={"screen": ("admin/css/vendor/select2/select2.css", "admin/css/autocomplete.css")},
+        )
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        if queryset.model is not Invoice:  # the history page pages its log entries
+            return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        return SummarizingPaginator(queryset, per_page, orphans, allow_empty_first_page)
+
+    def get_search_results(self, request, queryset, search_term):
+        return selectors.invoice_search(queryset, search_term), False
+
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "warnings": selectors.admin_warnings()}
+        extra_context = {
+            **(extra_context or {}),
+            "warnings": selectors.admin_warnings(),
+            "exact_up_to": selectors.LIST_EXACT_UP_TO,
+        }
         return super().changelist_view(request, extra_context)
 
     def get_urls(self):

@@ -1,4 +1,4 @@
-"""One way to show an amount: the currency, thousands separators, two decimals ("EUR 1,397.19")."""
+"""The admin's one money format in templates: ``{{ amount|money }}`` or ``{{ amount|money:currency }}``."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from decimal import Decimal
 
 from django import template
 
+from invoices import formatting
+
 register = template.Library()
 
 
 @register.filter
 def money(amount: Decimal | None, currency: str = "EUR") -> str:
-    if amount is None:
-        return ""
-    return f"{currency} {Decimal(amount):,.2f}"
+    return formatting.money(amount, currency)

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""How fast the invoice list answers at 1,000, 100,000 and 1,000,000 invoices on PostgreSQL.
+
+    .venv/bin/python benchmarks/admin_benchmark.py [--sizes 1000,100000] [--runs 7]
+
+For each size N it fills the invoice table with N invoices (one customer per 50 invoices, half per
+provider, issued over three years, 90 % paid, 2 % removed at the provider) with one
+``INSERT ... SELECT FROM generate_series`` per table, runs ``ANALYZE``, and then asks the admin,
+through Django's test client as a logged-in superuser (templates rendered, as in a browser):
+
+- list: the first page of the invoice list (100 rows, newest first);
+- overdue, provider, due range: the list filtered by ``overdue=yes``, by ``provider__exact=qonto``,
+  by due dates of the last 30 days;
+- number: a search for one invoice number; customer: a search for part of a customer's name;
+- index: the admin's index page (``/admin/``).
+
+Every page is asked once to warm up and then ``--runs`` times; the median is reported, with the
+queries the page made, the rows it showed and the ratio of its median to the median at the
+smallest size. The searches find the same rows at every size (one invoice; the 50 invoices of one
+customer). Rows are stored in no particular date order (issue dates are spread by a hash of the
+row number), the worst case for the date filters.
+
+It works in a scratch database (``backoffice_admin_bench``) that it creates, migrates and drops,
+on the server given by ``--server`` (default: PostgreSQL on 127.0.0.1:5432 as ``postgres``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from harness import scratch_database
+
+PAGES = {
+    "list": {},
+    "overdue": {"overdue": "yes"},
+    "provider": {"provider__exact": "qonto"},
+    "due range": "due-range",
+    "number": {"q": "MKP-0000500"},
+    "customer": "customer",
+    "index": "index",
+}
+
+FILL_CUSTOMERS = """
+INSERT INTO invoices_customer (provider, remote_id, name, email, raw)
+SELECT CASE WHEN c %% 2 = 0 THEN 'mkp' ELSE 'qonto' END, 'cst_' || c,
+       'Klant ' || substr(md5(c::text), 1, 8) || ' BV', 'klant' || c || '@example.nl', '{}'::jsonb
+FROM generate_series(1, %(customers)s) AS c
+"""
+
+# Invoice i: provider by parity, customer i mod C (50 invoices each), issued over 1,096 days.
+FILL_INVOICES = """
+INSERT INTO invoices_invoice (
+    provider, remote_id, number, customer_id, customer_remote_id, customer_name, issue_date, due_date,
+    amount, vat_amount, currency, status, paid_at, payment_link, attachment_id, removed_at, raw, pdf,
+    pdf_name, pdf_sha256, send_notification, sync_state, pending_action, outcome_unknown, attempts,
+    last_error, created_at, updated_at, last_seen_at
+)
+SELECT
+    p.provider, 'inv_' || i, upper(p.provider) || '-' || lpad(i::text, 7, '0'), c.id, c.remote_id,
+    CASE WHEN p.provider = 'qonto' THEN c.name ELSE '' END, d.issued, d.issued + 30,
+    (i %% 100000) / 10.0 + 10, NULL, 'EUR', s.status,
+    CASE WHEN s.status = 'paid' THEN (d.issued + (i %% 40))::timestamp AT TIME ZONE 'Europe/Paris' END,
+    'https://pay.example.com/' || i, '', CASE WHEN i %% 50 = 7 THEN now() END, '{}'::jsonb, '', '', '',
+    false, 'synced', '', false, 0, '', now(), now(), now()
+FROM generate_series(1, %(invoices)s) AS i
+CROSS JOIN LATERAL (SELECT CASE WHEN i %% 2 = 0 THEN 'mkp' ELSE 'qonto' END AS provider) AS p
+CROSS JOIN LATERAL (SELECT current_date - ((i::bigint * 7919) %% 1096)::int AS issued) AS d
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN i %% 100 < 90 THEN 'paid' WHEN i %% 100 < 98 THEN 'open' ELSE 'canceled' END AS status
+) AS s
+JOIN invoices_customer AS c ON c.remote_id = 'cst_' || (1 + i %% %(customers)s)
+"""
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,100000,1000000", help="invoice counts, comma-separated")
+    parser.add_argument("--runs", type=int, default=7, help="measured runs per page (the median is shown)")
+    parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument(
+        "--database", default="backoffice_admin_bench", help="scratch database (dropped first)"
+    )
+    return parser.parse_args()
+
+
+def fill(invoices: int) -> tuple[str, float]:
+    """An invoice table of ``invoices`` rows and its customers; the name searched for and the seconds it took."""
+    from django.db import connection
+
+    started = time.perf_counter()
+    customers = max(invoices // 50, 20)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE invoices_invoiceevent, invoices_invoice, invoices_customer RESTART IDENTITY CASCADE"
+        )
+        cursor.execute(FILL_CUSTOMERS, {"customers": customers})
+        cursor.execute(FILL_INVOICES, {"invoices": invoices, "customers": customers})
+        cursor.execute("VACUUM ANALYZE invoices_invoice")
+        cursor.execute("VACUUM ANALYZE invoices_customer")
+        cursor.execute("SELECT substr(name, 7, 8) FROM invoices_customer WHERE remote_id = 'cst_8'")
+        name = cursor.fetchone()[0]
+    return name, time.perf_counter() - started
+
+
+def measure(client, url: str, params: dict, runs: int) -> tuple[float, int, int]:
+    """Median milliseconds, queries, and rows shown."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    response = client.get(url, params)  # warm-up
+    assert response.status_code == 200, (url, params, response.status_code)
+    rows = len(response.context["cl"].result_list) if "cl" in (response.context or {}) else 0
+    timings = []
+    for _ in range(runs):
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            response = client.get(url, params)
+            timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200
+    return statistics.median(timings), len(captured), rows
+
+
+def run(sizes: list[int], runs: int) -> None:
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+    from django.urls import reverse
+    from django.utils import timezone
+
+    setup_test_environment()
+    user = get_user_model().objects.create_superuser("bench", "bench@example.nl", "x")
+    client = Client()
+    client.force_login(user)
+    changelist = reverse("admin:invoices_invoice_changelist")
+    today = timezone.localdate()
+    results: dict[int, dict[str, tuple[float, int, int]]] = {}
+    for size in sizes:
+        name, took = fill(size)
+        print(f"\n{size:,} invoices (filled and analysed in {took:.0f} s)")
+        print(f"  {'page':<10} {'median ms':>10} {'queries':>8} {'rows':>5} {'x smallest':>11}")
+        results[size] = {}
+        for page, params in PAGES.items():
+            url = changelist
+            if params == "index":
+                url, params = reverse("admin:index"), {}
+            elif params == "customer":
+                params = {"q": name}
+            elif params == "due-range":
+                params = {"due_date__gte": str(today - timedelta(days=30)), "due_date__lte": str(today)}
+            results[size][page] = median, queries, rows = measure(client, url, params, runs)
+            base = results[sizes[0]][page][0]
+            print(f"  {page:<10} {median:>10.1f} {queries:>8} {rows:>5} {median / base:>10.2f}x")
+
+
+def main() -> None:
+    args = parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with scratch_database(args.server, args.database):
+        run(sizes, args.runs)
+
+
+if __name__ == "__main__":
+    main()
