@@ -160,8 +160,9 @@ def bulk_mark_paid(sandbox: SandboxProcess, n: int, window: float, latency: floa
     from django.db import connections
     from django.utils import timezone
 
-    from invoices import push, services
+    from invoices import push
     from invoices.models import Invoice, InvoiceStatus, Provider
+    from invoices.services import payment
     from invoices.sync import MODE_QUICK, sync_provider
 
     clear_mirror()
@@ -170,8 +171,8 @@ def bulk_mark_paid(sandbox: SandboxProcess, n: int, window: float, latency: floa
     mirror_quickly(sandbox, Provider.MKP, rate_limit_url)
     chosen = list(Invoice.objects.filter(provider=Provider.MKP, status=InvoiceStatus.OPEN).order_by("pk")[:n])
     # The two worker threads below take the pushes instead of a broker.
-    with mock.patch("invoices.services._enqueue"):
-        report = services.invoices_bulk_mark_paid(
+    with mock.patch("invoices.services.sending.enqueue_push"):
+        report = payment.invoices_bulk_mark_paid(
             invoices=chosen, paid_at=timezone.now() - timedelta(hours=1), actor=None
         )
     queue = [invoice.pk for invoice in report.queued]

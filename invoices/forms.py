@@ -11,13 +11,13 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from invoices.models import Customer, Invoice, Provider
-from invoices.services import validate_paid_at
 from invoices.validation import (
     ZERO_CONFIRMATION,
     check_pdf,
     parse_amount,
     parse_calendar_date,
     validate_invoice_fields,
+    validate_paid_at,
     validate_pdf_size,
 )
 

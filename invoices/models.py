@@ -74,6 +74,26 @@ def invoice_pdf_path(instance: Invoice, filename: str) -> str:
     return f"invoices/{instance.provider}/{timezone.now():%Y/%m}/{uuid.uuid4().hex}.pdf"
 
 
+#: Invoice columns that mirror the provider. Nothing else is written by a pull.
+MIRRORED_FIELDS = (
+    "number",
+    "customer_remote_id",
+    "customer_name",
+    "issue_date",
+    "due_date",
+    "amount",
+    "vat_amount",
+    "currency",
+    "status",
+    "paid_at",
+    "remote_created_at",
+    "remote_updated_at",
+    "payment_link",
+    "attachment_id",
+    "raw",
+)
+
+
 class Invoice(models.Model):
     # Indexed through the indexes below that start with it (a sync writes every index of a row).
     provider = models.CharField(max_length=16, choices=Provider.choices)

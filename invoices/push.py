@@ -19,10 +19,18 @@ from django.utils import timezone
 from integrations import errors
 from integrations.types import PdfFile, RemoteInvoice
 from invoices import lookup
-from invoices.models import ActionBatchItem, Invoice, InvoiceEvent, PendingAction, Provider, SyncState
+from invoices.models import (
+    MIRRORED_FIELDS,
+    ActionBatchItem,
+    Invoice,
+    InvoiceEvent,
+    PendingAction,
+    Provider,
+    SyncState,
+)
 from invoices.providers import client_for
 from invoices.retries import fail, gone, handle_error
-from invoices.sync.mirror import MIRRORED_FIELDS, apply_remote
+from invoices.sync.mirror import apply_remote
 
 logger = logging.getLogger(__name__)
 
@@ -307,10 +315,11 @@ def _take_over_payment(row: Invoice, twin: Invoice, now: datetime) -> None:
         row.sync_state, row.attempts, row.next_attempt_at = SyncState.PENDING, 0, now
 
 
-def due_for_sweep(now: datetime | None = None) -> list[int]:
-    """Rows the sweep should enqueue again: due retries, and claims whose worker died."""
+def due_batches(now: datetime | None = None) -> list[list[int]]:
+    """What the sweep should enqueue again (due retries, and claims whose worker died), as the ids
+    of one task each: Qonto creates go five to a request, so Qonto rows go five to a task."""
     now = now or timezone.now()
-    return list(
+    due = list(
         Invoice.objects.filter(
             Q(sync_state=SyncState.PENDING, next_attempt_at__lte=now)
             | Q(
@@ -324,3 +333,6 @@ def due_for_sweep(now: datetime | None = None) -> list[int]:
         .order_by("next_attempt_at", "pk")
         .values_list("pk", flat=True)[:1000]
     )
+    qonto = list(Invoice.objects.filter(pk__in=due, provider=Provider.QONTO).values_list("pk", flat=True))
+    batches = [qonto[start : start + QONTO_BATCH] for start in range(0, len(qonto), QONTO_BATCH)]
+    return batches + [[pk] for pk in sorted(set(due) - set(qonto))]

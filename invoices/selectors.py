@@ -50,6 +50,11 @@ def aging_q(key: str, *, today: date | None = None) -> Q:
     return outstanding_q() & days
 
 
+def configured_providers() -> list[Provider]:
+    """The providers that have credentials, in their order: the ones a sync can run for."""
+    return [provider for provider in Provider if is_configured(provider)]
+
+
 def admin_warnings() -> list[str]:
     """What staff must know before trusting the list: missing credentials, a sync that stalls."""
     warnings = []

@@ -7,9 +7,10 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from invoices import push, sync
-from invoices.models import ActionBatch, Invoice, Provider, SyncRun
+from invoices.models import ActionBatch, SyncRun
 from invoices.providers import is_configured
 from invoices.retries import backoff_seconds
+from invoices.services.refresh import actionbatch_refresh
 from invoices.sync.runs import abandon_stopped_runs
 
 
@@ -30,13 +31,10 @@ def push_invoices(self, invoice_ids: list[int]) -> dict:
 @shared_task
 def sweep_outbox() -> int:
     """Re-enqueue what is due: retries whose task got lost, claims whose worker died."""
-    due = push.due_for_sweep()
-    qonto = list(Invoice.objects.filter(pk__in=due, provider=Provider.QONTO).values_list("pk", flat=True))
-    for start in range(0, len(qonto), push.QONTO_BATCH):
-        push_invoices.delay(qonto[start : start + push.QONTO_BATCH])
-    for pk in sorted(set(due) - set(qonto)):
-        push_invoices.delay([pk])
-    return len(due)
+    batches = push.due_batches()
+    for invoice_ids in batches:
+        push_invoices.delay(invoice_ids)
+    return sum(len(invoice_ids) for invoice_ids in batches)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5)
@@ -64,8 +62,6 @@ def sweep_sync_runs() -> int:
 @shared_task(bind=True, max_retries=None, acks_late=True)
 def refresh_batch(self, batch_id: int) -> None:
     """Refresh the invoices of a bulk "Refresh" batch; told to slow down, go on later where it stopped."""
-    from invoices.services import actionbatch_refresh
-
     batch = ActionBatch.objects.filter(pk=batch_id).first()
     if batch is None:
         return

@@ -1,4 +1,4 @@
-"""The checks that forms and services share: a PDF, a number, an amount, dates.
+"""The checks that forms and services share: a PDF, a number, an amount, dates, a payment moment.
 
 Forms parse what staff typed (``parse_amount``, ``parse_calendar_date``) and check the PDF as it
 arrives; services check the rules (``validate_invoice_fields``) and raise a ``ValidationError``
@@ -11,14 +11,17 @@ import hashlib
 import io
 import re
 from collections import OrderedDict
-from datetime import date
+from collections.abc import Iterable
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
+from integrations.qonto.mappers import latest_allowed_paid_on, paid_on
 from invoices.models import Customer, Invoice, Provider, SyncState
 
 AMOUNT_RE = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
@@ -180,3 +183,32 @@ def validate_invoice_fields(
         errors["number"] = exc.messages
     if errors:
         raise ValidationError(errors)
+
+
+# A payment moment --------------------------------------------------------------------------------
+def validate_paid_at(paid_at: datetime, *, providers: Iterable[str]) -> None:
+    """A payment moment staff give. MijnKlantportaal keeps the moment: not in the future. Qonto
+    keeps the date in Paris: not after today there, whatever the hour."""
+    providers = set(providers)
+    if providers - {Provider.QONTO} and paid_at > timezone.now():
+        raise ValidationError("The payment moment cannot be in the future.")
+    if Provider.QONTO in providers:
+        validate_qonto_paid_on(paid_on(paid_at))
+
+
+def validate_qonto_paid_on(paid_on: date, *, now: datetime | None = None) -> None:
+    latest = latest_allowed_paid_on(now or timezone.now())
+    if paid_on > latest:
+        raise ValidationError(
+            f"Qonto does not accept a payment date in the future: choose {latest:%d %B %Y} or earlier."
+        )
+
+
+def validate_requested_paid_at(*, provider: str, paid_at: datetime | None) -> None:
+    """A payment moment given with an upload, checked as the form's field."""
+    if paid_at is None:
+        return
+    try:
+        validate_paid_at(paid_at, providers=[provider])
+    except ValidationError as exc:
+        raise ValidationError({"paid_at": exc.messages}) from exc

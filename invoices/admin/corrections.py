@@ -11,22 +11,22 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 
-from invoices import intake
 from invoices.forms import MkpCorrectionForm, QontoCorrectionForm
 from invoices.models import Invoice, Provider
+from invoices.services import corrections
 
 
 class CorrectionPages:
     """Mixed into the invoice admin, beside ``InvoicePages``."""
 
     def correction_controls(self, request: HttpRequest, invoice: Invoice) -> dict[str, bool]:
-        local = self.has_create_at_provider_permission(request) and not intake.local_refusal(invoice)
+        local = self.has_create_at_provider_permission(request) and not corrections.local_refusal(invoice)
         return {"correct": local, "discard": local}
 
     def _local_invoice(self, request: HttpRequest, pk: int) -> Invoice | None:
         """The invoice when it can still be corrected or discarded; otherwise a message says why."""
         invoice = get_object_or_404(Invoice, pk=pk)
-        refusal = intake.local_refusal(invoice)
+        refusal = corrections.local_refusal(invoice)
         if refusal:
             self.message_user(request, refusal, messages.WARNING)
             return None
@@ -48,9 +48,11 @@ class CorrectionPages:
             }
             try:
                 if "_send" in request.POST:
-                    sent = intake.invoice_correct_and_send(invoice=invoice, actor=request.user, **correction)
+                    sent = corrections.invoice_correct_and_send(
+                        invoice=invoice, actor=request.user, **correction
+                    )
                 else:
-                    intake.invoice_correct(invoice=invoice, actor=request.user, **correction)
+                    corrections.invoice_correct(invoice=invoice, actor=request.user, **correction)
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
@@ -80,7 +82,7 @@ class CorrectionPages:
             return self._back(pk)
         if request.method == "POST":
             try:
-                intake.invoice_discard(invoice=invoice, actor=request.user)
+                corrections.invoice_discard(invoice=invoice, actor=request.user)
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
             else:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from invoices import formatting, selectors, services
+from invoices import formatting, selectors
 from invoices.admin.base import GuardedAdmin
 from invoices.admin.corrections import CorrectionPages
 from invoices.admin.export import invoices_csv_response
@@ -25,8 +25,8 @@ from invoices.admin.filters import (
 )
 from invoices.admin.listing import SummarizingPaginator
 from invoices.admin.pages import InvoicePages
-from invoices.models import Invoice, InvoiceEvent, Provider, SyncState
-from invoices.sync.mirror import MIRRORED_FIELDS
+from invoices.models import MIRRORED_FIELDS, Invoice, InvoiceEvent, Provider, SyncState
+from invoices.services import intake, refresh, retry
 
 
 class EventInline(admin.TabularInline):
@@ -325,19 +325,19 @@ class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
 
     @admin.action(description="Create selected at the provider", permissions=["create_at_provider"])
     def create_at_provider_action(self, request, queryset: QuerySet[Invoice]):
-        report = services.invoices_bulk_request_create(
+        report = intake.invoices_bulk_request_create(
             invoices=list(queryset.order_by("pk")), actor=request.user
         )
         return self.report_batch(request, report, "created at the provider")
 
     @admin.action(description="Refresh selected from the provider", permissions=["refresh_from_provider"])
     def refresh_action(self, request, queryset: QuerySet[Invoice]):
-        report = services.invoices_bulk_refresh(invoices=list(queryset.order_by("pk")), actor=request.user)
+        report = refresh.invoices_bulk_refresh(invoices=list(queryset.order_by("pk")), actor=request.user)
         return self.report_batch(request, report, "refreshed from the provider")
 
     @admin.action(description="Retry failed changes", permissions=["retry_push"])
     def retry_action(self, request, queryset: QuerySet[Invoice]):
-        report = services.invoices_bulk_retry(invoices=list(queryset.order_by("pk")), actor=request.user)
+        report = retry.invoices_bulk_retry(invoices=list(queryset.order_by("pk")), actor=request.user)
         return self.report_batch(request, report, "sent to the provider again")
 
     @admin.action(description="Export selected as CSV", permissions=["export_invoices"])

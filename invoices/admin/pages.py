@@ -16,10 +16,12 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import ngettext
 
-from invoices import intake, services
 from invoices.forms import MarkPaidForm, MkpInvoiceForm, QontoUploadForm
 from invoices.messages import invoice_name
 from invoices.models import Customer, Invoice, InvoiceStatus, Provider, SyncState
+from invoices.services import intake, payment, refresh, retry
+from invoices.services.batches import BatchReport
+from invoices.services.sending import Sent
 
 _UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -100,9 +102,9 @@ class InvoicePages:
         }
         try:
             if draft:
-                invoice = services.invoice_create_draft(provider=Provider.MKP, **fields)
+                invoice = intake.invoice_create_draft(provider=Provider.MKP, **fields)
             else:
-                sent = services.invoice_create_and_send(provider=Provider.MKP, **fields)
+                sent = intake.invoice_create_and_send(provider=Provider.MKP, **fields)
         except ValidationError as exc:
             form.add_error(None, exc)
             return None
@@ -120,14 +122,14 @@ class InvoicePages:
         files = [(upload.name, upload.read()) for upload in form.cleaned_data["pdfs"]]
         return intake.invoices_import_qonto(files=files, actor=request.user, send=not draft)
 
-    def _report_sent(self, request, sent: services.Sent) -> None:
+    def _report_sent(self, request, sent: Sent) -> None:
         self._report(request, sent, f"{sent.invoice}: {sent.text}")
 
-    def _report(self, request, sent: services.Sent, text: str | None = None) -> None:
+    def _report(self, request, sent: Sent, text: str | None = None) -> None:
         level = {
-            services.Sent.DONE: messages.SUCCESS,
-            services.Sent.FAILED: messages.ERROR,
-            services.Sent.WAITING: messages.WARNING,
+            Sent.DONE: messages.SUCCESS,
+            Sent.FAILED: messages.ERROR,
+            Sent.WAITING: messages.WARNING,
         }[sent.outcome]
         self.message_user(request, text or sent.text, level)
 
@@ -141,7 +143,7 @@ class InvoicePages:
         self.require(self.has_refresh_from_provider_permission(request))
         invoice = get_object_or_404(Invoice, pk=pk)
         if request.method == "POST":
-            self._report(request, services.invoice_refresh(invoice=invoice))
+            self._report(request, refresh.invoice_refresh(invoice=invoice))
         return self._back(pk)
 
     def send_view(self, request, pk: int):
@@ -154,7 +156,7 @@ class InvoicePages:
         )
         if request.method == "POST":
             try:
-                sent = services.invoice_send(invoice=invoice, actor=request.user)
+                sent = retry.invoice_send(invoice=invoice, actor=request.user)
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
                 return self._back(pk)
@@ -173,7 +175,7 @@ class InvoicePages:
 
     def _fetch_pdf(self, request, invoice: Invoice) -> bool:
         try:
-            found = services.invoice_fetch_pdf(invoice=invoice)
+            found = refresh.invoice_fetch_pdf(invoice=invoice)
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return False
@@ -222,12 +224,12 @@ class InvoicePages:
         if form.is_bound and form.is_valid():
             try:
                 if single is not None:
-                    sent = services.invoice_mark_paid_and_send(
+                    sent = payment.invoice_mark_paid_and_send(
                         invoice=single, paid_at=form.cleaned_data["paid_at"], actor=request.user
                     )
                     self._report_sent(request, sent)
                     return self._back(single.pk)
-                report = services.invoices_bulk_mark_paid(
+                report = payment.invoices_bulk_mark_paid(
                     invoices=invoices, paid_at=form.cleaned_data["paid_at"], actor=request.user
                 )
             except ValidationError as exc:
@@ -246,7 +248,7 @@ class InvoicePages:
         }
         return TemplateResponse(request, "admin/invoices/invoice/mark_paid.html", context)
 
-    def report_batch(self, request, report: services.BatchReport, what: str) -> HttpResponseRedirect:
+    def report_batch(self, request, report: BatchReport, what: str) -> HttpResponseRedirect:
         """Say what was queued and skipped, then show the batch's progress page."""
         if report.queued:
             count = len(report.queued)

@@ -13,11 +13,11 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from invoices import selectors, services
+from invoices import selectors
 from invoices.admin.base import GuardedAdmin
 from invoices.admin.filters import YesNoFilter
 from invoices.models import ActionBatch, Customer, Provider, SyncProblem, SyncRun
-from invoices.providers import is_configured
+from invoices.services import syncing
 
 
 class ReadOnlyAdmin(GuardedAdmin):
@@ -117,7 +117,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
 
     def changelist_view(self, request, extra_context=None):
         if self.has_run_sync_permission(request):
-            providers = [(p.value, p.label) for p in Provider if is_configured(p)]
+            providers = [(p.value, p.label) for p in selectors.configured_providers()]
             extra_context = {**(extra_context or {}), "sync_now_providers": providers}
         return super().changelist_view(request, extra_context)
 
@@ -126,7 +126,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
         if request.method == "POST":
             provider, mode = request.POST.get("provider", ""), request.POST.get("mode", "")
             try:
-                services.sync_request(provider=provider, mode=mode)
+                syncing.sync_request(provider=provider, mode=mode)
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
             else:

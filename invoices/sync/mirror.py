@@ -16,26 +16,16 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from integrations.types import RemoteCustomer, RemoteInvoice
-from invoices.models import Customer, Invoice, InvoiceEvent, InvoiceStatus, PendingAction, SyncState
-
-#: Invoice columns that mirror the provider. Nothing else is written by a pull.
-MIRRORED_FIELDS = (
-    "number",
-    "customer_remote_id",
-    "customer_name",
-    "issue_date",
-    "due_date",
-    "amount",
-    "vat_amount",
-    "currency",
-    "status",
-    "paid_at",
-    "remote_created_at",
-    "remote_updated_at",
-    "payment_link",
-    "attachment_id",
-    "raw",
+from invoices.models import (
+    MIRRORED_FIELDS,
+    Customer,
+    Invoice,
+    InvoiceEvent,
+    InvoiceStatus,
+    PendingAction,
+    SyncState,
 )
+
 KNOWN_STATUSES = set(InvoiceStatus.values)
 
 

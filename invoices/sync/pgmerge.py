@@ -22,8 +22,7 @@ import orjson
 from django.db import connection
 from psycopg.types.json import Jsonb
 
-from invoices.models import Invoice, PendingAction, SyncState
-from invoices.sync.mirror import MIRRORED_FIELDS
+from invoices.models import MIRRORED_FIELDS, Invoice, PendingAction, SyncState
 
 #: What a page brings for each row, in the order of each row's array in the document.
 INCOMING = ("remote_id", *MIRRORED_FIELDS)

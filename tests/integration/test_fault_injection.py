@@ -23,7 +23,7 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from integrations.sandbox.pdf import make_invoice_pdf
-from invoices import services, sync
+from invoices import sync
 from invoices.models import (
     Customer,
     Invoice,
@@ -33,6 +33,7 @@ from invoices.models import (
     SyncRun,
     SyncState,
 )
+from invoices.services import intake, payment
 from invoices.tasks import sync_provider
 from tests.integration.conftest import wait_for
 from tests.invoices.helpers import remote_state, seed, set_faults
@@ -137,7 +138,7 @@ class Operations:
                 "due_date": issued + timedelta(days=30),
                 "amount": amount,
             }
-        invoice = services.invoice_create_from_pdf(
+        invoice = intake.invoice_create_from_pdf(
             provider=provider, pdf_name=f"{number}.pdf", pdf_content=content, actor=self.actor, **fields
         )
         self.created[invoice.pk] = (provider, number, amount)
@@ -162,7 +163,7 @@ class Operations:
         invoice = Invoice.objects.get(pk=self._pick(candidates, 1)[0])
         paid_at = timezone.now() - timedelta(minutes=self.rng.randrange(5, 600))
         try:
-            services.invoice_mark_paid(invoice=invoice, paid_at=paid_at, actor=self.actor)
+            payment.invoice_mark_paid(invoice=invoice, paid_at=paid_at, actor=self.actor)
         except ValidationError:
             self.counts["mark paid refused (changed meanwhile)"] += 1
             return
@@ -175,7 +176,7 @@ class Operations:
         mkp = [pk for pk, provider in candidates if provider == Provider.MKP]
         chosen = self._pick(qonto, size - 1) + self._pick(mkp, 1)
         invoices = list(Invoice.objects.filter(pk__in=chosen))
-        report = services.invoices_bulk_mark_paid(
+        report = payment.invoices_bulk_mark_paid(
             invoices=invoices, paid_at=timezone.now() - timedelta(hours=1), actor=self.actor
         )
         self.paid_requested.update((i.provider, i.remote_id) for i in report.queued)

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from invoices import services
 from invoices.models import Invoice, InvoiceEvent, InvoiceStatus, Provider, SyncCursor, SyncRun, SyncState
 from invoices.push import push_invoices
+from invoices.services import payment
 from invoices.sync import MODE_FULL, MODE_QUICK, sync_provider
 from tests.invoices.helpers import remote_state, seed, set_faults
 
@@ -32,7 +32,7 @@ def test_a_payment_survives_the_fault_and_lands_once(
 ):
     monkeypatch.setattr("time.sleep", lambda seconds: None)  # the clients' short read retries
     invoice = Invoice.objects.filter(provider=provider, status=InvoiceStatus.OPEN).first()
-    services.invoice_mark_paid(
+    payment.invoice_mark_paid(
         invoice=invoice, paid_at=timezone.now() - timedelta(minutes=5), actor=admin_user
     )
     set_faults(mirrored, {kind: 1.0}, timeout_seconds=2.5)

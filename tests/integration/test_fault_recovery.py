@@ -20,8 +20,9 @@ import requests
 from django.db import connection
 from django.utils import timezone
 
-from invoices import services, sync
+from invoices import sync
 from invoices.models import Customer, Invoice, InvoiceStatus, Provider, SyncProblem, SyncRun, SyncState
+from invoices.services import payment
 from invoices.tasks import sweep_sync_runs, sync_provider
 from tests.integration.conftest import wait_for
 from tests.integration.test_fault_injection import (
@@ -293,7 +294,7 @@ def test_the_rate_limit_store_unreachable_holds_pushes_until_it_is_back(
     chosen = _open(Provider.MKP, 3) + _open(Provider.QONTO, 3)
     paid_at = timezone.now() - timedelta(hours=1)
     for invoice in chosen:
-        services.invoice_mark_paid(invoice=invoice, paid_at=paid_at, actor=admin_user)
+        payment.invoice_mark_paid(invoice=invoice, paid_at=paid_at, actor=admin_user)
     rows = Invoice.objects.filter(pk__in=[i.pk for i in chosen])
 
     def all_held():
@@ -446,7 +447,7 @@ def test_a_bulk_mark_paid_of_hundreds_while_syncs_run_with_poison_at_both_provid
     faults_on(sandbox)
     faulty_since = time.monotonic()
     ops = Operations(sandbox, admin_user, [])
-    report = services.invoices_bulk_mark_paid(
+    report = payment.invoices_bulk_mark_paid(
         invoices=chosen, paid_at=timezone.now() - timedelta(hours=1), actor=admin_user
     )
     ops.paid_requested.update((i.provider, i.remote_id) for i in report.queued)

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from invoices import services
 from invoices.models import Invoice, InvoiceStatus, Provider, SyncRun, SyncState
+from invoices.services import payment
 from invoices.tasks import sync_provider
 from tests.integration.conftest import wait_for
 from tests.invoices.helpers import remote_state, seed
@@ -40,8 +40,8 @@ def test_sync_and_mark_paid_through_a_worker(workers, sandbox, admin_user):
     mkp = Invoice.objects.filter(provider=Provider.MKP, status=InvoiceStatus.OPEN).first()
     qonto = Invoice.objects.filter(provider=Provider.QONTO, status=InvoiceStatus.OPEN).first()
     paid_at = timezone.now() - timedelta(hours=1)
-    services.invoice_mark_paid(invoice=mkp, paid_at=paid_at, actor=admin_user)
-    services.invoice_mark_paid(invoice=qonto, paid_at=paid_at, actor=admin_user)
+    payment.invoice_mark_paid(invoice=mkp, paid_at=paid_at, actor=admin_user)
+    payment.invoice_mark_paid(invoice=qonto, paid_at=paid_at, actor=admin_user)
 
     wait_for(
         lambda: Invoice.objects.filter(pk__in=[mkp.pk, qonto.pk], sync_state=SyncState.SYNCED).count() == 2,

@@ -7,10 +7,11 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from integrations import errors
-from invoices import services, tasks
+from invoices import tasks
 from invoices.models import ActionBatch, ActionBatchItem, Invoice, InvoiceStatus, Provider, SyncState
 from invoices.push import push_invoices
 from invoices.selectors import BatchProgress
+from invoices.services.refresh import actionbatch_refresh, invoices_bulk_refresh
 from invoices.sync import MODE_FULL, refresh, sync_provider
 from tests.invoices.helpers import seed
 
@@ -92,7 +93,7 @@ def test_a_bulk_refresh_is_queued_as_a_batch_and_its_page_goes_to_done(
     }
 
     # The worker's part.
-    assert services.actionbatch_refresh(batch=batch) is None
+    assert actionbatch_refresh(batch=batch) is None
     qonto.refresh_from_db()
     mkp.refresh_from_db()
     assert qonto.status == InvoiceStatus.PAID
@@ -119,7 +120,7 @@ def test_a_refresh_that_fails_says_why_and_what_to_do_and_links_the_failure(
         )
     batch = ActionBatch.objects.get()
     settings.MKP_API_KEY = "not-the-key"
-    services.actionbatch_refresh(batch=batch)
+    actionbatch_refresh(batch=batch)
 
     status = status_of(admin_client, batch)
     assert (status["done"], status["failed"], status["skipped"], status["complete"]) == (0, 3, 1, True)
@@ -136,7 +137,7 @@ def test_a_refresh_that_fails_says_why_and_what_to_do_and_links_the_failure(
 
 def test_a_refresh_told_to_slow_down_goes_on_later_where_it_stopped(mirrored, monkeypatch, admin_user):
     chosen = list(open_invoices(Provider.MKP)[:3])
-    report = services.invoices_bulk_refresh(invoices=chosen, actor=admin_user)
+    report = invoices_bulk_refresh(invoices=chosen, actor=admin_user)
     real = refresh.refresh_invoices
     calls = []
 
@@ -147,11 +148,11 @@ def test_a_refresh_told_to_slow_down_goes_on_later_where_it_stopped(mirrored, mo
         return real(invoice_ids=invoice_ids)
 
     monkeypatch.setattr(refresh, "refresh_invoices", limited)
-    assert services.actionbatch_refresh(batch=report.batch) == 7
+    assert actionbatch_refresh(batch=report.batch) == 7
     finished = ActionBatchItem.objects.filter(batch=report.batch, finished_at__isnull=False)
     assert [item.invoice_id for item in finished] == [chosen[0].pk]
 
-    assert services.actionbatch_refresh(batch=report.batch) is None
+    assert actionbatch_refresh(batch=report.batch) is None
     assert [ids for ids in calls[2:]] == [[chosen[1].pk], [chosen[2].pk]]
     assert ActionBatchItem.objects.filter(batch=report.batch, finished_at=None).count() == 0
 

@@ -11,9 +11,9 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
-from invoices import services
 from invoices.models import Invoice, InvoiceStatus, Provider
 from invoices.roles import CLERK, VIEWER
+from invoices.services import intake
 from invoices.sync import MODE_CUSTOMERS, MODE_FULL, sync_provider
 from tests.factories import InvoiceFactory
 from tests.invoices.helpers import pdf_bytes, seed
@@ -63,7 +63,7 @@ def body(response) -> bytes:
 
 
 def draft(number: str = "2026-100", pdf_name: str = "../../etc/passwd.pdf") -> Invoice:
-    return services.invoice_create_draft(
+    return intake.invoice_create_draft(
         provider=Provider.QONTO, pdf_name=pdf_name, pdf_content=pdf_bytes(number), actor=None
     )
 

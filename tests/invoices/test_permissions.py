@@ -18,7 +18,6 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from invoices import services
 from invoices.models import (
     ActionBatch,
     ActionBatchItem,
@@ -31,6 +30,7 @@ from invoices.models import (
     SyncRun,
 )
 from invoices.roles import ADMIN, CLERK, VIEWER
+from invoices.services import intake
 from invoices.sync import MODE_CUSTOMERS, MODE_FULL, sync_provider
 from tests.invoices.helpers import pdf_bytes, seed
 
@@ -102,7 +102,7 @@ class World:
         assert sync_provider(provider=Provider.MKP, mode=MODE_FULL).status == "succeeded"
         self.open = Invoice.objects.filter(provider=Provider.MKP, status=InvoiceStatus.OPEN).first()
         self.customer = Customer.objects.filter(provider=Provider.MKP).first()
-        self.draft = services.invoice_create_draft(
+        self.draft = intake.invoice_create_draft(
             provider=Provider.MKP,
             pdf_name="draft.pdf",
             pdf_content=pdf_bytes("2026-DRAFT"),

@@ -14,10 +14,11 @@ from kombu.exceptions import OperationalError as BrokerDown
 from integrations.mkp.client import MijnKlantportaalClient
 from integrations.qonto import mappers as qonto_mappers
 from integrations.sandbox.server import BURST_RETRY_AFTER
-from invoices import services, tasks
+from invoices import tasks
 from invoices.admin.invoice import InvoiceAdmin
 from invoices.models import Invoice, InvoiceEvent, InvoiceStatus, Provider, SyncState
 from invoices.push import push_invoices
+from invoices.services import intake, retry, sending
 from invoices.sync import MODE_FULL, sync_provider
 from tests.invoices.helpers import mirrored_mkp_customer, pdf_bytes, remote_state, seed, set_faults
 
@@ -66,7 +67,7 @@ def mirrored_mkp(sandbox):
 
 
 def _mkp_create(customer, actor, number="2026-900") -> Invoice:
-    return services.invoice_create_from_pdf(
+    return intake.invoice_create_from_pdf(
         provider=Provider.MKP,
         pdf_name=f"{number}.pdf",
         pdf_content=pdf_bytes(number),
@@ -96,7 +97,7 @@ def test_a_429_on_a_create_is_not_applied_and_the_task_retries_it_after_retry_af
     customer = mirrored_mkp_customer(sandbox)
     set_faults(sandbox, {"burst429": 1.0}, after_share=0.0, methods=["POST"])
     with django_capture_on_commit_callbacks(execute=True):
-        sent = services.invoice_create_and_send(
+        sent = intake.invoice_create_and_send(
             provider=Provider.MKP,
             pdf_name="2026-901.pdf",
             pdf_content=pdf_bytes("2026-901"),
@@ -107,7 +108,7 @@ def test_a_429_on_a_create_is_not_applied_and_the_task_retries_it_after_retry_af
             amount=Decimal("12.95"),
         )
     invoice = sent.invoice
-    assert sent.outcome == services.Sent.WAITING
+    assert sent.outcome == sending.Sent.WAITING
     assert invoice.sync_state == SyncState.PENDING
     assert not invoice.outcome_unknown, "a 429 means the provider did not apply it"
     assert invoice.attempts == 0
@@ -184,7 +185,7 @@ def test_a_create_that_went_through_but_is_unreadable_is_never_sent_again(
     requests.post(
         f"{sandbox.admin_url}/raw/mkp/{made['id']}", json={"fields": None}, timeout=10
     ).raise_for_status()
-    services.invoice_retry(invoice=invoice, actor=admin_user)
+    retry.invoice_retry(invoice=invoice, actor=admin_user)
     _attempt(invoice)
     assert invoice.sync_state == SyncState.SYNCED
     assert invoice.remote_id == made["id"]
@@ -207,7 +208,7 @@ def test_a_look_up_that_cannot_finish_fails_plainly_and_send_again_goes_on(
     assert "Send again" in invoice.last_error
     assert invoice.lookup_next_page == 4
 
-    services.invoice_retry(invoice=invoice, actor=admin_user)
+    retry.invoice_retry(invoice=invoice, actor=admin_user)
     _attempt(invoice)
     assert pages_read == [6, 5, 4], "the retry went on where the look-up stopped"
 
@@ -217,7 +218,7 @@ def test_a_qonto_import_answer_that_does_not_name_a_file_is_resolved_like_a_lost
     sandbox, admin_user, queued, monkeypatch
 ):
     invoices = [
-        services.invoice_create_from_pdf(
+        intake.invoice_create_from_pdf(
             provider=Provider.QONTO, pdf_name=f"{n}.pdf", pdf_content=pdf_bytes(n), actor=admin_user
         )
         for n in ("2026-410", "2026-411")
@@ -239,7 +240,7 @@ def test_a_qonto_import_answer_that_does_not_name_a_file_is_resolved_like_a_lost
 
 
 def test_repeated_retries_of_one_push_are_one_event_with_a_count(sandbox, admin_user, queued, admin_client):
-    invoice = services.invoice_create_from_pdf(
+    invoice = intake.invoice_create_from_pdf(
         provider=Provider.QONTO, pdf_name="2026-420.pdf", pdf_content=pdf_bytes("2026-420"), actor=admin_user
     )
     set_faults(sandbox, {"503": 1.0}, methods=["POST"])
@@ -287,7 +288,7 @@ def test_a_broker_down_when_the_push_is_queued_leaves_the_row_pending_with_the_r
 
     monkeypatch.setattr(tasks.push_invoices, "delay", down)
     with django_capture_on_commit_callbacks(execute=True):
-        invoice = services.invoice_create_from_pdf(
+        invoice = intake.invoice_create_from_pdf(
             provider=Provider.QONTO,
             pdf_name="2026-430.pdf",
             pdf_content=pdf_bytes("2026-430"),
@@ -295,7 +296,7 @@ def test_a_broker_down_when_the_push_is_queued_leaves_the_row_pending_with_the_r
         )
     invoice.refresh_from_db()
     assert invoice.sync_state == SyncState.PENDING
-    assert invoice.last_error == services.BROKER_DOWN
+    assert invoice.last_error == sending.BROKER_DOWN
 
 
 def test_a_database_down_is_a_plain_503_page(admin_client, monkeypatch):

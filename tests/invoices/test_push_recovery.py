@@ -10,9 +10,10 @@ import requests
 from django.db import OperationalError
 from django.utils import timezone
 
-from invoices import services, sync
+from invoices import sync
 from invoices.models import Invoice, InvoiceStatus, PendingAction, Provider, SyncRun, SyncState
 from invoices.push import CLAIM_STALE_AFTER, push_invoices
+from invoices.services import intake, payment
 from tests.invoices.helpers import mirrored_mkp_customer, pdf_bytes, remote_state, set_faults
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +26,7 @@ def _faults_left_as_found(sandbox):
 
 
 def _mkp_create(sandbox, actor, number: str = "2026-300") -> Invoice:
-    return services.invoice_create_from_pdf(
+    return intake.invoice_create_from_pdf(
         provider=Provider.MKP,
         pdf_name=f"{number}.pdf",
         pdf_content=pdf_bytes(number),
@@ -38,7 +39,7 @@ def _mkp_create(sandbox, actor, number: str = "2026-300") -> Invoice:
 
 
 def _qonto_create(actor, number: str = "2026-400") -> Invoice:
-    return services.invoice_create_from_pdf(
+    return intake.invoice_create_from_pdf(
         provider=Provider.QONTO, pdf_name=f"{number}.pdf", pdf_content=pdf_bytes(number), actor=actor
     )
 
@@ -92,7 +93,7 @@ def test_a_payment_for_an_invoice_deleted_at_the_provider_marks_it_removed(sandb
     invoice = _mkp_create(sandbox, admin_user)
     push_invoices([invoice.pk])
     invoice.refresh_from_db()
-    services.invoice_mark_paid(invoice=invoice, paid_at=timezone.now() - timedelta(hours=1), actor=admin_user)
+    payment.invoice_mark_paid(invoice=invoice, paid_at=timezone.now() - timedelta(hours=1), actor=admin_user)
     requests.delete(f"{sandbox.admin_url}/state/mkp/{invoice.remote_id}", timeout=10).raise_for_status()
     push_invoices([invoice.pk])
     invoice.refresh_from_db()
@@ -116,7 +117,7 @@ def twin(sandbox, admin_user, queued, short_read_timeout):
 
 def test_a_payment_asked_on_the_twin_is_sent_by_the_row_that_absorbs_it(sandbox, admin_user, twin):
     invoice, copy = twin
-    services.invoice_mark_paid(invoice=copy, paid_at=timezone.now() - timedelta(hours=1), actor=admin_user)
+    payment.invoice_mark_paid(invoice=copy, paid_at=timezone.now() - timedelta(hours=1), actor=admin_user)
     _push_again(invoice)
     assert not Invoice.objects.filter(pk=copy.pk).exists()
     assert invoice.remote_id == copy.remote_id
@@ -143,7 +144,7 @@ def test_a_create_whose_invoice_was_deleted_before_we_read_it_back_is_not_made_a
 def test_a_bulk_payment_skips_a_twin_merged_meanwhile(sandbox, admin_user, twin):
     invoice, copy = twin
     _push_again(invoice)
-    report = services.invoices_bulk_mark_paid(
+    report = payment.invoices_bulk_mark_paid(
         invoices=[copy], paid_at=timezone.now() - timedelta(hours=1), actor=admin_user
     )
     assert report.queued == []

@@ -9,8 +9,8 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from invoices import services
 from invoices.models import Customer, Invoice, InvoiceEvent, Provider, SyncState
+from invoices.services import intake
 from tests.invoices.helpers import mirrored_mkp_customer, pdf_bytes, remote_state
 
 pytestmark = pytest.mark.django_db
@@ -127,17 +127,17 @@ def test_two_uploads_of_one_file_that_cross_end_as_one_invoice_and_one_file(
 ):
     """Two staff sending the same file at the same moment: both rows exist before either is sent."""
     content = pdf_bytes("Q-11")
-    first = services.invoice_create_draft(
+    first = intake.invoice_create_draft(
         provider=Provider.QONTO, pdf_name="mine.pdf", pdf_content=content, actor=admin_user
     )
     Invoice.objects.filter(pk=first.pk).update(pdf_sha256="")  # not seen yet by the second upload
-    second = services.invoice_create_draft(
+    second = intake.invoice_create_draft(
         provider=Provider.QONTO, pdf_name="yours.pdf", pdf_content=content, actor=admin_user
     )
     Invoice.objects.filter(pk=first.pk).update(pdf_sha256=second.pdf_sha256)
     first.refresh_from_db()
     with django_capture_on_commit_callbacks(execute=True):
-        sent = services.invoices_create_and_send(invoices=[first, second], actor=admin_user)
+        sent = intake.invoices_create_and_send(invoices=[first, second], actor=admin_user)
     (kept,) = Invoice.objects.all()
     assert kept.number == "Q-11" and kept.remote_id
     assert [s.invoice.pk for s in sent] == [kept.pk, kept.pk]

@@ -1,13 +1,14 @@
-"""Uploads staff can trust: a Qonto import reported per file with what Qonto read, and an upload
-that never reached its provider corrected (fields and PDF) and sent again, or discarded with its
-history kept.
+"""Correcting and discarding an upload that never reached its provider: a local draft or a
+failed upload is corrected (fields and PDF) and sent again, or discarded with its history kept.
 
-Services in the sense of ``invoices.services``: the admin collects input and calls these.
+Routes (see ``sending``):
+- ``invoice_correct``, ``invoice_discard``: local only, nothing reaches the provider.
+- ``invoice_correct_and_send``: corrected, then sent now (``retry.invoice_send``); staff read the
+  answer. The correction is kept whatever the answer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -15,96 +16,21 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
 
-from invoices import services
 from invoices.models import Customer, Invoice, InvoiceEvent, PendingAction, Provider, SyncState
+from invoices.services.intake import display_name
+from invoices.services.retry import invoice_send
+from invoices.services.sending import Sent
 from invoices.validation import (
-    AlreadyUploaded,
     check_pdf,
     validate_file_new,
     validate_invoice_fields,
+    validate_requested_paid_at,
 )
 
 #: What a row must be for staff to correct or discard it: ours alone, never seen by a provider.
 LOCAL_STATES = (SyncState.LOCAL_DRAFT, SyncState.FAILED)
 
 
-# A Qonto import, file by file --------------------------------------------------------------------
-@dataclass
-class FileResult:
-    """One file of an upload: what became of it, and what the provider read from it."""
-
-    REFUSED, SAME_FILE, KNOWN, DRAFT = "refused", "same_file", "known", "draft"
-
-    name: str
-    outcome: str  # one of the above or a ``services.Sent`` outcome
-    text: str
-    invoice: Invoice | None = None
-
-    @property
-    def read(self) -> bool:
-        """Whether the provider answered with the invoice it made (number, amount, dates)."""
-        return self.outcome == services.Sent.DONE and bool(self.invoice and self.invoice.remote_id)
-
-    @property
-    def amount_text(self) -> str:
-        if not self.read or self.invoice.amount is None:
-            return ""
-        return f"{self.invoice.currency} {self.invoice.amount:,.2f}"
-
-    @property
-    def warning(self) -> str:
-        if self.read and self.invoice.amount == Decimal(0):
-            return (
-                f"Qonto read {self.invoice.currency} 0.00 from this file: check the invoice at Qonto"
-                " (its amount may not be readable in the PDF)."
-            )
-        return ""
-
-    @property
-    def correctable(self) -> bool:
-        return self.invoice is not None and self.outcome == services.Sent.FAILED
-
-
-def invoices_import_qonto(*, files: list[tuple[str, bytes]], actor, send: bool) -> list[FileResult]:
-    """Keep each PDF as a Qonto upload and, with ``send``, import them now. The same file twice in
-    the upload, or a file uploaded before, makes no new row and no new file: its result says
-    where the invoice is."""
-    results: list[FileResult] = []
-    first_of: dict[str, str] = {}
-    created: list[tuple[int, Invoice]] = []
-    for name, content in files:
-        try:
-            sha256 = check_pdf(name=name, content=content)
-            if sha256 in first_of:
-                done = "imported once" if send else "kept once"
-                results.append(
-                    FileResult(
-                        name,
-                        FileResult.SAME_FILE,
-                        f"{name} is the same file as {first_of[sha256]} in this upload: it was {done}.",
-                    )
-                )
-                continue
-            first_of[sha256] = name
-            invoice = services.invoice_create_draft(
-                provider=Provider.QONTO, pdf_name=name, pdf_content=content, actor=actor
-            )
-        except AlreadyUploaded as exc:
-            results.append(FileResult(name, FileResult.KNOWN, " ".join(exc.messages), exc.invoice))
-            continue
-        except ValidationError as exc:
-            results.append(FileResult(name, FileResult.REFUSED, " ".join(exc.messages)))
-            continue
-        created.append((len(results), invoice))
-        results.append(FileResult(name, FileResult.DRAFT, "saved as a local draft.", invoice))
-    if send and created:
-        sent = services.invoices_create_and_send(invoices=[i for _, i in created], actor=actor)
-        for (index, _), outcome in zip(created, sent, strict=True):
-            results[index] = FileResult(results[index].name, outcome.outcome, outcome.text, outcome.invoice)
-    return results
-
-
-# Correcting and discarding -----------------------------------------------------------------------
 def local_refusal(invoice: Invoice) -> str:
     """Why the invoice can no longer be corrected or discarded here; empty when it can."""
     provider = invoice.get_provider_display()
@@ -168,7 +94,7 @@ def invoice_correct(
             zero_amount_confirmed=zero_amount_confirmed,
             exclude_pk=invoice.pk,
         )
-        services.validate_requested_paid_at(provider=invoice.provider, paid_at=paid_at)
+        validate_requested_paid_at(provider=invoice.provider, paid_at=paid_at)
         fields = {
             "customer": customer,
             "customer_remote_id": customer.remote_id,
@@ -193,7 +119,7 @@ def invoice_correct(
         if sha256:
             changes["pdf"] = [f"{row.pdf_name} ({row.pdf_sha256[:12]})", f"{pdf_name} ({sha256[:12]})"]
             row.pdf.save(pdf_name, ContentFile(pdf_content), save=False)
-            row.pdf_name = services.display_name(pdf_name)
+            row.pdf_name = display_name(pdf_name)
             row.pdf_sha256 = sha256
         if not changes:
             raise ValidationError("Nothing was changed. Correct a field or choose another PDF.")
@@ -227,11 +153,11 @@ def _shown(value) -> str | None:
     return str(value)
 
 
-def invoice_correct_and_send(*, invoice: Invoice, actor, **correction) -> services.Sent:
+def invoice_correct_and_send(*, invoice: Invoice, actor, **correction) -> Sent:
     """Correct, then send at once: staff see the provider's answer. The correction is kept
     whatever the answer."""
     invoice_correct(invoice=invoice, actor=actor, **correction)
-    return services.invoice_send(invoice=invoice, actor=actor)
+    return invoice_send(invoice=invoice, actor=actor)
 
 
 def invoice_discard(*, invoice: Invoice, actor) -> Invoice:
