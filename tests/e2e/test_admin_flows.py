@@ -78,8 +78,8 @@ def fill_mkp_form(page, customer, *, number="2026-100", amount="12.95") -> None:
     field(page, "Send the customer a notification").check()
 
 
-def mirror_everything(sandbox) -> None:
-    seed(sandbox, invoices=40, customers=4)
+def mirror_everything(sandbox, *, invoices: int = 40) -> None:
+    seed(sandbox, invoices=invoices, customers=4)
     assert sync_provider(provider=Provider.MKP, mode=MODE_CUSTOMERS).status == "succeeded"
     assert sync_provider(provider=Provider.MKP, mode=MODE_FULL).status == "succeeded"
     assert sync_provider(provider=Provider.QONTO, mode=MODE_FULL).status == "succeeded"
