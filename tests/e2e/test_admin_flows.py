@@ -80,9 +80,9 @@ def fill_mkp_form(page, customer, *, number="2026-100", amount="12.95") -> None:
 
 def mirror_everything(sandbox, *, invoices: int = 40) -> None:
     seed(sandbox, invoices=invoices, customers=4)
-    assert sync_provider(provider=Provider.MKP, mode=MODE_CUSTOMERS).status == "succeeded"
-    assert sync_provider(provider=Provider.MKP, mode=MODE_FULL).status == "succeeded"
-    assert sync_provider(provider=Provider.QONTO, mode=MODE_FULL).status == "succeeded"
+    for provider in (Provider.MKP, Provider.QONTO):
+        assert sync_provider(provider=provider, mode=MODE_CUSTOMERS).status == "succeeded"
+        assert sync_provider(provider=provider, mode=MODE_FULL).status == "succeeded"
 
 
 def open_invoices(provider):

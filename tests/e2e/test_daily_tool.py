@@ -243,7 +243,7 @@ def test_bulk_mark_paid_of_200_through_the_confirmation_page(page, clerk, sandbo
     page.get_by_role("button", name=f"Select all {BULK} invoices").click()
     expect(page.get_by_text(f"All {BULK} selected")).to_be_visible()
     page.locator("select[name=action]").select_option(label=GO)
-    shot(page, "07-bulk-selected.png")
+    shot(page, "07-bulk-selected.png", full_page=False)
     page.get_by_role("button", name="Go").click()
 
     expect(page.get_by_text(f"Mark these {BULK} invoices as paid.")).to_be_visible()
@@ -251,7 +251,7 @@ def test_bulk_mark_paid_of_200_through_the_confirmation_page(page, clerk, sandbo
     yesterday = timezone.localdate() - timedelta(days=1)
     page.locator("#id_paid_at_0").fill(yesterday.isoformat())
     page.locator("#id_paid_at_1").fill("09:00:00")
-    shot(page, "08-bulk-confirm.png")
+    shot(page, "08-bulk-confirm.png", full_page=False)
     page.get_by_role("button", name="Mark as paid").click()
 
     batch = ActionBatch.objects.get()
@@ -267,13 +267,13 @@ def test_bulk_mark_paid_of_200_through_the_confirmation_page(page, clerk, sandbo
     expect(bar).to_have_attribute("max", str(BULK))
     assert page.evaluate("document.getElementById('batch-progress').value") == 80
     expect(page.locator("#batch-done")).to_have_count(0)
-    shot(page, "09-bulk-progress.png")
+    shot(page, "09-bulk-progress.png", full_page=False)
     push_invoices(ids[80:])
     expect(page.locator("#batch-done")).to_have_text(f"Done: {BULK} succeeded, 0 failed, 0 skipped.")
     expect(text).to_have_text(f"{BULK} of {BULK} done")
     expect(page.locator("#batch-results tbody tr.outcome-done")).to_have_count(BULK)
     assert_styled(page)
-    shot(page, "10-bulk-done.png")
+    shot(page, "10-bulk-done.png", full_page=False)
 
     assert (
         Invoice.objects.filter(pk__in=ids, status=InvoiceStatus.PAID, sync_state=SyncState.SYNCED).count()
