@@ -5,6 +5,7 @@ No browser is ever downloaded: without /usr/bin/chromium these tests skip, and f
 REQUIRE_SERVICES=1, so a missing browser can never pass silently.
 """
 
+import os
 import shutil
 from pathlib import Path
 
@@ -25,7 +26,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PASSWORD = "correct-horse-battery-staple"
-SHOTS = Path("/tmp/e2e-shots")
+# Every screenshot of a run is copied here, one folder per test module (var/ is git-ignored).
+SHOTS = Path(os.environ.get("E2E_SHOTS") or Path(__file__).resolve().parents[2] / "var" / "e2e-shots")
 TIMEOUT_MS = 15_000
 
 
@@ -94,14 +96,16 @@ def staff(django_user_model):
 
 
 @pytest.fixture
-def shot(tmp_path):
-    """Save a full-page screenshot into the test's folder, and a copy under /tmp/e2e-shots/."""
+def shot(request, tmp_path):
+    """Save a screenshot (the full page, or only what the window shows) into the test's folder, and
+    a copy under ``SHOTS/<test module>/``."""
+    folder = SHOTS / request.module.__name__.rsplit(".", 1)[-1]
 
-    def take(page, name: str) -> Path:
+    def take(page, name: str, *, full_page: bool = True) -> Path:
         path = tmp_path / name
-        page.screenshot(path=str(path), full_page=True)
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, SHOTS / name)
+        page.screenshot(path=str(path), full_page=full_page)
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, folder / name)
         return path
 
     return take

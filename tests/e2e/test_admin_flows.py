@@ -78,11 +78,11 @@ def fill_mkp_form(page, customer, *, number="2026-100", amount="12.95") -> None:
     field(page, "Send the customer a notification").check()
 
 
-def mirror_everything(sandbox) -> None:
-    seed(sandbox, invoices=40, customers=4)
-    assert sync_provider(provider=Provider.MKP, mode=MODE_CUSTOMERS).status == "succeeded"
-    assert sync_provider(provider=Provider.MKP, mode=MODE_FULL).status == "succeeded"
-    assert sync_provider(provider=Provider.QONTO, mode=MODE_FULL).status == "succeeded"
+def mirror_everything(sandbox, *, invoices: int = 40) -> None:
+    seed(sandbox, invoices=invoices, customers=4)
+    for provider in (Provider.MKP, Provider.QONTO):
+        assert sync_provider(provider=provider, mode=MODE_CUSTOMERS).status == "succeeded"
+        assert sync_provider(provider=provider, mode=MODE_FULL).status == "succeeded"
 
 
 def open_invoices(provider):
