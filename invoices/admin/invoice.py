@@ -203,7 +203,7 @@ class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
     def number_display(self, obj: Invoice):
         badge = "MKP" if obj.provider == Provider.MKP else "Qonto"
         return format_html(
-            '<span class="provider-badge provider-{}" title="{}">{}</span> {}',
+            '<span class="provider-badge provider-{}" title="{}" aria-hidden="true">{}</span> <span class="invoice-number">{}</span>',
             obj.provider,
             obj.get_provider_display(),
             badge,

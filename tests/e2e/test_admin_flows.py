@@ -34,6 +34,8 @@ def log_in(page, user) -> None:
 
 
 def open_invoice_list(page) -> None:
+    """From the admin's front page, as staff get there: its list of everything in the admin."""
+    page.goto("/admin/")
     page.get_by_role("link", name="Invoices", exact=True).first.click()
     expect(page).to_have_url(re.compile(r"/admin/invoices/invoice/$"))
     expect(page.get_by_role("heading", name="Select invoice to view")).to_be_visible()
