@@ -236,8 +236,8 @@ SYNC_RETRY_FAILED_SECONDS = env.int("SYNC_RETRY_FAILED_SECONDS", default=60)
 # Webhooks ----------------------------------------------------------------------------------------
 # A delivery larger than this is answered 413 unread (the providers send small JSON events).
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
-# The public https:// address the providers call, e.g. https://backoffice.example.com/webhooks/:
-# registering MijnKlantportaal's webhooks without --url uses <this>mkp/.
+# This site's public https:// address as the providers reach it (https://backoffice.example.com):
+# registering MijnKlantportaal's webhooks without --url uses <this>/webhooks/mkp/.
 WEBHOOK_BASE_URL = env.str("WEBHOOK_BASE_URL", default="")
 # A MijnKlantportaal delivery without an event id is a repeat when the same body came this recently.
 WEBHOOK_DEDUPE_WINDOW_SECONDS = env.int("WEBHOOK_DEDUPE_WINDOW_SECONDS", default=600)
