@@ -233,3 +233,14 @@ SYNC_SHORT_RETRY_AFTER_SECONDS = env.float("SYNC_SHORT_RETRY_AFTER_SECONDS", def
 # this soon (and resumes where it stopped).
 SYNC_CHECKPOINT_SECONDS = env.float("SYNC_CHECKPOINT_SECONDS", default=30.0)
 SYNC_RETRY_FAILED_SECONDS = env.int("SYNC_RETRY_FAILED_SECONDS", default=60)
+
+# Webhooks ----------------------------------------------------------------------------------------
+# A delivery larger than this is answered 413 unread (the providers send small JSON events).
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
+# This site's public https:// address as the providers reach it (https://backoffice.example.com):
+# registering MijnKlantportaal's webhooks without --url uses <this>/webhooks/mkp/.
+WEBHOOK_BASE_URL = env.str("WEBHOOK_BASE_URL", default="")
+# A MijnKlantportaal delivery without an event id is a repeat when the same body came this recently.
+WEBHOOK_DEDUPE_WINDOW_SECONDS = env.int("WEBHOOK_DEDUPE_WINDOW_SECONDS", default=600)
+# Processing that fails in a way that may pass (the provider down) is tried this often.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)

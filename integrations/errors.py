@@ -136,3 +136,24 @@ class RateLimiterUnavailable(ProviderError):
             "Our shared rate-limit store (RATE_LIMIT_URL) cannot be reached "
             f"({type(cause).__name__}), so nothing was sent to the provider."
         )
+
+
+class WebhookSignatureError(Exception):
+    """A webhook delivery whose signature does not prove it came from the provider. Its
+    ``message`` is safe to store and show: it never contains a secret."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class WebhookSignatureMissing(WebhookSignatureError):
+    """No signature header, or one that cannot be read."""
+
+
+class WebhookSignatureMismatch(WebhookSignatureError):
+    """A signature that none of our subscriptions' secrets produces."""
+
+
+class WebhookSignatureExpired(WebhookSignatureError):
+    """A signature whose timestamp is too far from now: possibly a replay."""

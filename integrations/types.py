@@ -50,6 +50,16 @@ class RemoteInvoice:
 
 
 @dataclass(frozen=True)
+class RemoteWebhook:
+    """A webhook record at the provider: one event type sent to one URL, signed with its secret."""
+
+    remote_id: str
+    event_type: str
+    url: str
+    secret: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
 class PdfFile:
     """A PDF to upload: the name shown at the provider and its bytes."""
 

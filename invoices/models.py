@@ -238,6 +238,7 @@ class InvoiceEvent(models.Model):
         REFRESHED = "refreshed", "Refreshed"
         CORRECTED = "corrected", "Corrected"
         DISCARDED = "discarded", "Discarded"
+        CHARGED_BACK = "charged_back", "Charged back at the provider"
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(default=timezone.now)
@@ -401,3 +402,7 @@ class ActionBatchItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.batch_id}:{self.invoice_id}"
+
+
+# The webhook models live in their own module; imported here so that they belong to this app.
+from invoices.webhooks.models import WebhookDelivery, WebhookSubscription  # noqa: E402, F401

@@ -38,7 +38,10 @@ ROLES: dict[str, list[str]] = {
 DESCRIPTIONS = {
     VIEWER: "sees invoices, customers, bulk results, sync runs and sync problems, opens PDFs, exports CSV",
     CLERK: "also uploads and sends invoices, marks them paid, refreshes from the provider, retries",
-    ADMIN: "everything of the back-office, including starting syncs and the Celery schedules",
+    ADMIN: (
+        "everything of the back-office, including starting syncs, the Celery schedules, registering"
+        " webhooks and processing webhook deliveries again"
+    ),
 }
 
 

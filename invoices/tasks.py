@@ -7,11 +7,12 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from invoices import push, sync
-from invoices.models import ActionBatch, SyncRun
+from invoices.models import ActionBatch, SyncRun, WebhookDelivery
 from invoices.providers import is_configured
 from invoices.retries import backoff_seconds
 from invoices.services.refresh import actionbatch_refresh
 from invoices.sync.runs import abandon_stopped_runs
+from invoices.webhooks.processing import webhook_delivery_process
 
 
 @shared_task(bind=True, max_retries=None, acks_late=True)
@@ -66,5 +67,17 @@ def refresh_batch(self, batch_id: int) -> None:
     if batch is None:
         return
     retry_in = actionbatch_refresh(batch=batch)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True)
+def process_webhook_delivery(self, delivery_id: int, again: bool = False) -> None:
+    """Process a stored webhook delivery; told to wait (the request budget, the provider down), go
+    on later. The number of attempts is kept on the delivery, which bounds the retries."""
+    delivery = WebhookDelivery.objects.filter(pk=delivery_id).first()
+    if delivery is None:
+        return
+    retry_in = webhook_delivery_process(delivery=delivery, again=again)
     if retry_in is not None:
         raise self.retry(countdown=retry_in)

@@ -15,7 +15,7 @@ from integrations import errors
 from integrations.base import BaseClient
 from integrations.mkp import mappers
 from integrations.ratelimit import Window
-from integrations.types import Page, PdfFile, RemoteCustomer, RemoteInvoice
+from integrations.types import Page, PdfFile, RemoteCustomer, RemoteInvoice, RemoteWebhook
 
 DEFAULT_BASE_URL = "https://api.mijnklantportaal.nl/v1"
 
@@ -132,6 +132,19 @@ class MijnKlantportaalClient(BaseClient):
 
     def get_customer(self, customer_id: str) -> RemoteCustomer:
         return mappers.customer_from_payload(self.request("GET", _path("customers", customer_id)))
+
+    # Webhooks ------------------------------------------------------------------------------------
+    def list_webhooks(self, page: int = 1) -> Page[RemoteWebhook]:
+        data = self.request("GET", "webhooks", params={"page": page})
+        return mappers.page_from_payload(data, mappers.webhook_from_payload, requested_page=page)
+
+    def iter_webhooks(self, start_page: int = 1) -> Iterator[Page[RemoteWebhook]]:
+        return self._iter_pages(self.list_webhooks, start_page)
+
+    def create_webhook(self, *, url: str, event_type: str) -> RemoteWebhook:
+        """One record per event type; the answer holds the record's secret."""
+        data = self.request("POST", "webhooks", json={"url": url, "type": event_type})
+        return mappers.webhook_from_payload(data)
 
     # Helpers -------------------------------------------------------------------------------------
     @staticmethod

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from integrations.errors import ProviderBadResponse
 from integrations.records import Record
-from integrations.types import STATUS_OPEN, STATUS_PAID, Page, RemoteCustomer, RemoteInvoice
+from integrations.types import STATUS_OPEN, STATUS_PAID, Page, RemoteCustomer, RemoteInvoice, RemoteWebhook
 
 T = TypeVar("T")
 
@@ -182,6 +182,18 @@ def pdf_link_from_payload(data: Any) -> tuple[str, datetime]:
     except ValueError as exc:
         raise _bad(f"The PDF answer has an unreadable expiresAt: {data.get('expiresAt')!r}.") from exc
     return link, expires_at
+
+
+def webhook_from_payload(data: Any) -> RemoteWebhook:
+    """``{"id": "wbh_...", "type", "url", "secret", "createdAt"}``."""
+    record = _record(data, "webhook")
+    webhook = RemoteWebhook(
+        remote_id=record.identifier("id", data.get("id"), required=True),
+        event_type=record.text("type", data.get("type"), limit=64),
+        url=record.text("url", data.get("url"), limit=512),
+        secret=record.text("secret", data.get("secret")),
+    )
+    return webhook
 
 
 # Helpers -----------------------------------------------------------------------------------------

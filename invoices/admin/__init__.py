@@ -2,7 +2,8 @@
 
 Every act has its permission, checked on the server (see ``base.GuardedAdmin``): the invoice admin
 (``invoice`` with its extra pages in ``pages``), the filters, the CSV export, and the read-only
-admins of customers, bulk results and sync runs (``records``).
+admins of customers, bulk results and sync runs (``records``), and the webhook deliveries and
+subscriptions (``webhooks``).
 """
 
-from invoices.admin import invoice, records  # noqa: F401 - registers the admins
+from invoices.admin import invoice, records, webhooks  # noqa: F401 - registers the admins

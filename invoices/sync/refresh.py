@@ -24,13 +24,7 @@ def refresh_invoices(*, invoice_ids: list[int], client=None) -> dict:
         try:
             remote = provider_client.get_invoice(invoice.remote_id)
         except errors.ProviderNotFound:
-            with transaction.atomic():
-                Invoice.objects.filter(pk=invoice.pk, removed_at=None).update(removed_at=fetched_at)
-                InvoiceEvent.objects.create(
-                    invoice=invoice,
-                    kind=InvoiceEvent.Kind.REMOVED_AT_PROVIDER,
-                    message="The provider answered 404: the invoice no longer exists there.",
-                )
+            _mark_removed(invoice, at=fetched_at)
             outcome["removed"] += 1
             continue
         except errors.ProviderRateLimited:
@@ -41,6 +35,36 @@ def refresh_invoices(*, invoice_ids: list[int], client=None) -> dict:
         upsert_invoices(provider=invoice.provider, remotes=[remote], fetched_at=fetched_at)
         outcome["refreshed"] += 1
     return outcome
+
+
+def refresh_remote_invoice(*, provider: str, remote_id: str, client=None) -> str:
+    """GET one invoice by its id at the provider, whether we hold it or not: store what the
+    provider says (an invoice created elsewhere is imported), or mark ours removed on a 404.
+    Returns "refreshed", "removed" or "unknown" (a 404 for an invoice we never had); other
+    provider errors are raised."""
+    provider_client = client or client_for(provider)
+    fetched_at = timezone.now()
+    try:
+        remote = provider_client.get_invoice(remote_id)
+    except errors.ProviderNotFound:
+        invoice = Invoice.objects.filter(provider=provider, remote_id=remote_id).first()
+        if invoice is None:
+            return "unknown"
+        _mark_removed(invoice, at=fetched_at)
+        return "removed"
+    upsert_invoices(provider=provider, remotes=[remote], fetched_at=fetched_at)
+    return "refreshed"
+
+
+def _mark_removed(invoice: Invoice, *, at) -> None:
+    """As a sync does: the row stays, marked removed, with a history row (once)."""
+    with transaction.atomic():
+        if Invoice.objects.filter(pk=invoice.pk, removed_at=None).update(removed_at=at):
+            InvoiceEvent.objects.create(
+                invoice=invoice,
+                kind=InvoiceEvent.Kind.REMOVED_AT_PROVIDER,
+                message="The provider answered 404: the invoice no longer exists there.",
+            )
 
 
 def invoice_fetch_pdf(*, invoice: Invoice) -> bool:

@@ -28,6 +28,8 @@ from invoices.models import (
     Provider,
     SyncProblem,
     SyncRun,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 from invoices.roles import ADMIN, CLERK, VIEWER
 from invoices.services import intake
@@ -57,8 +59,9 @@ URLS: dict[str, tuple[str | None, str | None]] = {
     "invoices_invoice_pdf": (VIEW, VIEW),
     "invoices_syncrun_sync_now": ("invoices.run_sync", "invoices.run_sync"),
     "invoices_actionbatch_status": ("invoices.view_actionbatch", "invoices.view_actionbatch"),
+    "invoices_webhooksubscription_register_mkp": ("invoices.manage_webhooks", "invoices.manage_webhooks"),
 }
-for _model in ("customer", "actionbatch", "syncrun", "syncproblem"):
+for _model in ("customer", "actionbatch", "syncrun", "syncproblem", "webhookdelivery", "webhooksubscription"):
     _view = f"invoices.view_{_model}"
     URLS |= {
         f"invoices_{_model}_changelist": (_view, _view),
@@ -117,6 +120,21 @@ class World:
         self.problem = SyncProblem.objects.create(
             provider=Provider.MKP, kind=SyncProblem.Kind.INVOICE, remote_id="inv_bad", message="unreadable"
         )
+        self.subscription = WebhookSubscription.objects.create(
+            provider=Provider.MKP,
+            remote_id="wbh_1",
+            event_types=["invoice-paid"],
+            callback_url="https://bo.example.com/webhooks/mkp/",
+            secret="a-secret-of-twenty-chars",
+        )
+        self.delivery = WebhookDelivery.objects.create(
+            provider=Provider.MKP,
+            body=b'{"data": {"id": "%s"}}' % self.open.remote_id.encode(),
+            verified=True,
+            subscription=self.subscription,
+            event_type="invoice-paid",
+            object_id=self.open.remote_id,
+        )
         self.media = tmp_path / "media"
 
     def target(self, url_name: str):
@@ -128,6 +146,8 @@ class World:
             "actionbatch": self.batch,
             "syncrun": self.run,
             "syncproblem": self.problem,
+            "webhookdelivery": self.delivery,
+            "webhooksubscription": self.subscription,
         }[url_name.split("_")[1]]
 
     def provider_requests(self) -> int:
@@ -142,6 +162,8 @@ class World:
             "batches": ActionBatch.objects.count(),
             "batch_items": ActionBatchItem.objects.count(),
             "runs": SyncRun.objects.count(),
+            "webhook_subscriptions": list(WebhookSubscription.objects.order_by("pk").values()),
+            "webhook_deliveries": list(WebhookDelivery.objects.order_by("pk").values()),
             "files": files,
             "provider_requests": self.provider_requests(),
         }
@@ -171,6 +193,8 @@ def post_data(url_name: str, world: World) -> dict:
         return {"post": "yes", "paid_at_0": f"{today:%Y-%m-%d}", "paid_at_1": f"{today:%H:%M:%S}"}
     if url_name == "invoices_syncrun_sync_now":
         return {"provider": "mkp", "mode": "quick"}
+    if url_name == "invoices_webhooksubscription_register_mkp":
+        return {"url": "https://bo.example.com/webhooks/mkp/"}
     if url_name.endswith("_delete"):
         return {"post": "yes"}
     if url_name.endswith("_change"):
@@ -219,7 +243,12 @@ def queued_tasks(monkeypatch):
     from invoices import tasks
 
     calls = []
-    for task in (tasks.push_invoices, tasks.refresh_batch, tasks.sync_provider):
+    for task in (
+        tasks.push_invoices,
+        tasks.refresh_batch,
+        tasks.sync_provider,
+        tasks.process_webhook_delivery,
+    ):
         monkeypatch.setattr(task, "delay", lambda *a, _t=task.name, **k: calls.append((_t, a)))
     return calls
 
@@ -259,7 +288,11 @@ def test_every_url_allows_exactly_the_users_with_its_permission(
     client = client_for(user)
     checked = 0
     for name in sorted(discovered_urls()):
-        args = [] if name.endswith(("_changelist", "_add", "_sync_now")) else [world.target(name).pk]
+        args = (
+            []
+            if name.endswith(("_changelist", "_add", "_sync_now", "_register_mkp"))
+            else [world.target(name).pk]
+        )
         if name.endswith("_redirect"):
             url = reverse(f"admin:{name.replace('_redirect', '_change')}", args=args).removesuffix("change/")
         else:
@@ -309,6 +342,44 @@ def test_every_action_allows_exactly_the_users_with_its_permission(
         assert response.status_code == 403, f"{who} {name}: {response.status_code}"
         assert world.snapshot() == before, f"{who} {name} changed something"
         assert len(queued_tasks) == tasks_before, f"{who} {name} queued a task"
+
+
+@pytest.mark.parametrize("who", ["view-only", "viewer", "clerk", "admin"])
+def test_processing_a_webhook_delivery_again_is_for_admins(
+    who, people, world, queued_tasks, django_capture_on_commit_callbacks
+):
+    user = people[who]
+    client = client_for(user)
+    changelist = reverse("admin:invoices_webhookdelivery_changelist")
+    allowed = user.has_perm("invoices.process_webhook_again")
+    assert allowed == (who == "admin")
+    if allowed:
+        assert 'value="process_again_action"' in client.get(changelist).content.decode()
+    before = world.snapshot()
+    data = {"action": "process_again_action", helpers.ACTION_CHECKBOX_NAME: [world.delivery.pk], "index": "0"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(changelist, data)
+    if allowed:
+        assert response.status_code == 302
+        assert queued_tasks == [("invoices.tasks.process_webhook_delivery", (world.delivery.pk,))]
+        return
+    assert response.status_code == 403
+    assert world.snapshot() == before and queued_tasks == []
+
+
+def test_the_register_button_shows_only_to_those_who_may_manage_webhooks(people, world):
+    url = reverse("admin:invoices_webhooksubscription_changelist")
+    for who, user in people.items():
+        response = client_for(user).get(url)
+        if not user.has_perm("invoices.view_webhooksubscription"):
+            assert response.status_code == 403, who
+            continue
+        page = response.content.decode()
+        assert ("register-mkp-link" in page) == user.has_perm("invoices.manage_webhooks"), who
+        assert world.subscription.secret not in page and "••••••••hars" in page, who
+        change = reverse("admin:invoices_webhooksubscription_change", args=[world.subscription.pk])
+        page = client_for(user).get(change).content.decode()
+        assert world.subscription.secret not in page and "••••••••hars" in page, who
 
 
 def test_sending_a_failed_change_again_needs_the_retry_permission(
