@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from integrations.qonto.auth import OAuthTokens
 from integrations.sandbox import SandboxServer, Store
 
 from .conftest import MKP_AUTH, QONTO_KEY_AUTH, TIMEOUT, pdf
@@ -336,6 +337,26 @@ def test_an_expired_access_token_is_refused(sandbox):
     configure(sandbox, qonto_access_token_seconds=0)
     tokens = connect(sandbox)
     assert subscriptions(sandbox, "GET", headers=bearer(tokens)).status_code == 401
+
+
+def test_the_products_token_renewal_works_against_the_sandbox(sandbox):
+    tokens = connect(sandbox, scope="client_invoices.read offline_access")
+    oauth = OAuthTokens(
+        access_token=tokens["access_token"],
+        refresh_token=tokens["refresh_token"],
+        token_url=f"{sandbox.qonto_oauth_url}/token",
+        **CLIENT,
+    )
+    with requests.Session() as session:
+        renewed = oauth.refresh(oauth.current(), session, (5, 5))
+    assert renewed.refresh_token not in ("", tokens["refresh_token"])
+    assert oauth.store.load()["refresh_token"] == renewed.refresh_token
+    listed = requests.get(
+        f"{sandbox.qonto_base_url}/v2/client_invoices",
+        headers={"Authorization": f"Bearer {renewed.access_token}"},
+        timeout=TIMEOUT,
+    )
+    assert listed.status_code == 200
 
 
 # Qonto webhook subscriptions -------------------------------------------------------------------
