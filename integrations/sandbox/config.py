@@ -45,10 +45,10 @@ class SandboxConfig:
     #: How long a refresh token still works after its first use (Qonto: 60 s).
     qonto_refresh_grace_seconds: int = 60
     #: Webhook delivery (see :mod:`.webhooks`): attempts per delivery, the first retry's delay
-    #: (doubled after each failed attempt), the receiver's time to answer.
+    #: (doubled after each failed attempt), the receiver's time to answer (Qonto allows 1 s).
     webhook_max_attempts: int = 5
     webhook_retry_ms: int = 2_000
-    webhook_timeout_ms: int = 5_000
+    webhook_timeout_ms: int = 1_000
     #: Webhook faults: every delivery waits this long first; each event is sent twice; every
     #: other event is held back until the next one to the same URL went out; signatures are wrong.
     webhook_delay_ms: int = 0
