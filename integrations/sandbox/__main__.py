@@ -24,6 +24,23 @@ def parse_latency(text: str) -> int:
     return round(value)
 
 
+WEBHOOK_FAULTS = {
+    "duplicate": "webhook_duplicate",
+    "out-of-order": "webhook_out_of_order",
+    "bad-signature": "webhook_bad_signature",
+}
+
+
+def parse_webhook_faults(text: str) -> dict[str, bool]:
+    """``"duplicate,bad-signature"`` -> the config switches (ValueError naming an unknown one)."""
+    switches = {}
+    for name in filter(None, (part.strip() for part in text.split(","))):
+        if name not in WEBHOOK_FAULTS:
+            raise ValueError(f"unknown webhook fault {name!r} (known: {', '.join(WEBHOOK_FAULTS)})")
+        switches[WEBHOOK_FAULTS[name]] = True
+    return switches
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = SandboxConfig()
     parser = argparse.ArgumentParser(
@@ -79,6 +96,29 @@ def build_parser() -> argparse.ArgumentParser:
     add("--fault-methods", default="", help="HTTP methods the faults apply to, e.g. POST,PATCH (default all)")
     add("--timeout-seconds", type=float, default=35.0, help="how long the timeout fault holds a request")
     add("--slow-seconds", type=float, default=2.0, help="delay of the slow fault")
+    add(
+        "--webhook-faults",
+        default="",
+        help="webhook faults, comma-separated: duplicate, out-of-order, bad-signature (default none)",
+    )
+    add(
+        "--webhook-delay",
+        type=parse_latency,
+        default=0,
+        help="hold every webhook delivery this long (e.g. 500ms, 3s)",
+    )
+    add(
+        "--webhook-attempts",
+        type=int,
+        default=defaults.webhook_max_attempts,
+        help=f"attempts per webhook delivery before it is abandoned (default {defaults.webhook_max_attempts})",
+    )
+    add(
+        "--webhook-retry",
+        type=parse_latency,
+        default=defaults.webhook_retry_ms,
+        help="wait before the first retry of a failed delivery, doubled each time (default 2s)",
+    )
     add("--quiet", action="store_true", help="no access log")
     return parser
 
@@ -107,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             latency_ms=args.latency,
             mkp_license_limit=args.mkp_license_limit,
             mkp_unique_numbers=args.mkp_unique_numbers,
+            webhook_delay_ms=args.webhook_delay,
+            webhook_max_attempts=max(1, args.webhook_attempts),
+            webhook_retry_ms=args.webhook_retry,
+            **parse_webhook_faults(args.webhook_faults),
         )
         sandbox = SandboxServer(
             host=args.host,
@@ -157,6 +201,7 @@ def banner(sandbox: SandboxServer, *, state_file: str | None = None, loaded: dic
     )
     fault_settings = sandbox.faults.to_json()
     faults = ", ".join(f"{k}={v}" for k, v in fault_settings["probabilities"].items()) or "none"
+    webhook_faults = ", ".join(f for f, name in WEBHOOK_FAULTS.items() if getattr(config, name)) or "none"
     seeded = sandbox.seeded or {"invoices": 0, "customers": 0, "seconds": 0}
     if loaded is not None:
         data = f" Data              loaded from {state_file}: {loaded['mkp']} MijnKlantportaal and {loaded['qonto']} Qonto invoices"
@@ -179,7 +224,11 @@ def banner(sandbox: SandboxServer, *, state_file: str | None = None, loaded: dic
             f"     Authorization: {config.qonto_login}:{config.qonto_secret}",
             f"                or: Bearer {config.qonto_token}",
             f"     Staging token: {staging}",
+            f"     OAuth:        {sandbox.qonto_oauth_url}/auth and /token"
+            f"  (client {config.qonto_client_id}:{config.qonto_client_secret}, approves at once)",
             f" Admin             {sandbox.admin_url}  (faults, config, reset, seed, stats, state)",
+            f" Webhooks          to the URLs registered at each provider    faults: {webhook_faults}"
+            f"    delay: {config.webhook_delay_ms} ms    attempts: {config.webhook_max_attempts}",
             f" Rate limits       {'on' if config.rate_limit else 'off'}"
             f"    latency: {config.latency_ms} ms"
             f"    MKP licence limit: {config.mkp_license_limit or 'none'}"

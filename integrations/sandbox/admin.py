@@ -28,13 +28,17 @@ the server only listens on the loopback interface).
                                          fetched with these fields in place of its own (any JSON,
                                          an id included: a hostile record); {"fields": null}
                                          shows it as stored again. Kept in memory only.
+
+Changes made here send the providers' webhooks (a payment, a chargeback, a deletion; see
+:mod:`.webhooks`). Payments, chargebacks, customers and the webhook inspection endpoints are in
+:mod:`.admin_events`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from integrations.sandbox import times
+from integrations.sandbox.admin_events import bad, moment, read_body
 from integrations.sandbox.store import QONTO_STATUSES, mkp_row, qonto_row
 from integrations.sandbox.web import Request, Response, Router, json_response
 
@@ -42,10 +46,6 @@ if TYPE_CHECKING:
     from integrations.sandbox.server import SandboxApp
 
 PREFIX = "/_sandbox"
-
-
-def _bad(message: str, status: int = 400) -> Response:
-    return json_response(status, {"error": message})
 
 
 class AdminApi:
@@ -66,28 +66,19 @@ class AdminApi:
             ("POST", "/state/{provider}/{id}", self.change),
             ("DELETE", "/state/{provider}/{id}", self.delete),
             ("POST", "/raw/{provider}/{id}", self.override),
+            *app.events.routes(),
         ):
             self.router.add(method, pattern, handler.__name__, handler)
 
     def handle(self, req: Request, path: str) -> Response:
         route, params, allowed = self.router.match(req.method, path)
         if route is None:
-            return _bad(
+            return bad(
                 f"use {' or '.join(allowed)}" if allowed else "no such sandbox endpoint",
                 405 if allowed else 404,
             )
         req.params = params
         return route.handler(req)
-
-    @staticmethod
-    def _body(req: Request) -> dict | Response:
-        if not req.body.strip():
-            return {}
-        try:
-            body = req.json()
-        except ValueError:
-            return _bad("the body must be JSON")
-        return body if isinstance(body, dict) else _bad("the body must be a JSON object")
 
     def index(self, req: Request) -> Response:
         config = self.app.config
@@ -112,26 +103,26 @@ class AdminApi:
         return json_response(200, self.app.faults.to_json())
 
     def set_faults(self, req: Request) -> Response:
-        body = self._body(req)
+        body = read_body(req)
         if isinstance(body, Response):
             return body
         try:
             self.app.faults.configure(body)
         except ValueError as exc:
-            return _bad(str(exc))
+            return bad(str(exc))
         return json_response(200, self.app.faults.to_json())
 
     def get_config(self, req: Request) -> Response:
         return json_response(200, self.app.config.to_json())
 
     def set_config(self, req: Request) -> Response:
-        body = self._body(req)
+        body = read_body(req)
         if isinstance(body, Response):
             return body
         try:
             self.app.config.update(body)
         except ValueError as exc:
-            return _bad(str(exc))
+            return bad(str(exc))
         return json_response(200, self.app.config.to_json())
 
     def reset(self, req: Request) -> Response:
@@ -139,7 +130,7 @@ class AdminApi:
         return json_response(200, {"reset": True})
 
     def seed(self, req: Request) -> Response:
-        body = self._body(req)
+        body = read_body(req)
         if isinstance(body, Response):
             return body
         args = {
@@ -149,13 +140,13 @@ class AdminApi:
         }
         for name, value in args.items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                return _bad(f"{name} must be an integer")
+                return bad(f"{name} must be an integer")
         if args["invoices"] is None:
-            return _bad("invoices must be an integer")
+            return bad("invoices must be an integer")
         try:
             result = self.app.store.seed(**args)
         except ValueError as exc:
-            return _bad(str(exc))
+            return bad(str(exc))
         return json_response(200, {**result, "summary": self.app.store.summary()})
 
     def stats(self, req: Request) -> Response:
@@ -171,14 +162,14 @@ class AdminApi:
     def state(self, req: Request) -> Response:
         provider = req.arg("provider")
         if provider not in ("mkp", "qonto"):
-            return _bad("provider must be mkp or qonto")
+            return bad("provider must be mkp or qonto")
         rows = self.app.store.state(provider)
         if (number := req.arg("number")) is not None:
             rows = [row for row in rows if row["number"] == number]
         return json_response(200, {"provider": provider, "count": len(rows), "invoices": rows})
 
     def change(self, req: Request) -> Response:
-        body = self._body(req)
+        body = read_body(req)
         if isinstance(body, Response):
             return body
         provider, invoice_id = req.params["provider"], req.params["id"]
@@ -187,51 +178,58 @@ class AdminApi:
             if provider == "mkp":
                 invoice = store.data.mkp_invoices.get(invoice_id)
                 if invoice is None:
-                    return _bad("no such invoice", 404)
+                    return bad("no such invoice", 404)
+                was_paid = invoice.paid_at is not None
                 if "paidAt" in body:
-                    paid = _moment(body["paidAt"])
+                    paid = moment(body["paidAt"])
                     if paid is False:
-                        return _bad("paidAt must be an ISO 8601 date-time with offset, or null")
+                        return bad("paidAt must be an ISO 8601 date-time with offset, or null")
                     invoice.paid_at = paid
                 store.touch(invoice)
+                if was_paid != (invoice.paid_at is not None):
+                    event = "invoice-chargeback" if was_paid else "invoice-paid"
+                    self.app.hooks.mkp_event(event, invoice.id)
                 return json_response(200, mkp_row(invoice))
             if provider == "qonto":
                 invoice = store.data.qonto_invoices.get(invoice_id)
                 if invoice is None:
-                    return _bad("no such invoice", 404)
+                    return bad("no such invoice", 404)
                 status = body.get("status", invoice.status)
                 if status not in QONTO_STATUSES:
-                    return _bad(f"status must be one of {', '.join(QONTO_STATUSES)}")
-                paid = _moment(body["paid_at"]) if "paid_at" in body else invoice.paid_at
+                    return bad(f"status must be one of {', '.join(QONTO_STATUSES)}")
+                paid = moment(body["paid_at"]) if "paid_at" in body else invoice.paid_at
                 if paid is False:
-                    return _bad("paid_at must be an ISO 8601 date-time with offset, or null")
+                    return bad("paid_at must be an ISO 8601 date-time with offset, or null")
                 invoice.status, invoice.paid_at = status, paid
                 store.touch(invoice)
+                self.app.qonto.invoice_event(invoice, req.base_url)
                 return json_response(200, qonto_row(invoice))
-        return _bad("provider must be mkp or qonto", 404)
+        return bad("provider must be mkp or qonto", 404)
 
     def delete(self, req: Request) -> Response:
         provider, invoice_id = req.params["provider"], req.params["id"]
         store = self.app.store
         if provider == "mkp":
             deleted = store.remove_mkp_invoice(invoice_id)
+            if deleted:
+                self.app.hooks.mkp_event("invoice-deleted", invoice_id)
         elif provider == "qonto":
             deleted = store.remove_qonto_invoice(invoice_id)
         else:
-            return _bad("provider must be mkp or qonto", 404)
-        return json_response(200, {"deleted": True}) if deleted else _bad("no such invoice", 404)
+            return bad("provider must be mkp or qonto", 404)
+        return json_response(200, {"deleted": True}) if deleted else bad("no such invoice", 404)
 
     def override(self, req: Request) -> Response:
-        body = self._body(req)
+        body = read_body(req)
         if isinstance(body, Response):
             return body
         fields = body.get("fields")
         if fields is not None and not isinstance(fields, dict):
-            return _bad("fields must be a JSON object or null")
+            return bad("fields must be a JSON object or null")
         provider, object_id = req.params["provider"], req.params["id"]
         data = self.app.store.data
         if provider not in ("mkp", "qonto"):
-            return _bad("provider must be mkp or qonto", 404)
+            return bad("provider must be mkp or qonto", 404)
         objects = (
             (data.mkp_invoices, data.mkp_customers)
             if provider == "mkp"
@@ -239,15 +237,6 @@ class AdminApi:
         )
         obj = next((kind[object_id] for kind in objects if object_id in kind), None)
         if obj is None:
-            return _bad("no such invoice or customer", 404)
+            return bad("no such invoice or customer", 404)
         self.app.store.override(obj, fields)
         return json_response(200, {"id": object_id, "fields": fields or None})
-
-
-def _moment(value: object):
-    """An aware datetime, None for null, False when unreadable."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        return False
-    return times.parse_iso_datetime(value) or False

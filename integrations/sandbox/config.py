@@ -33,6 +33,28 @@ class SandboxConfig:
     qonto_attachment_url_seconds: int = 1_800
     qonto_idempotency_seconds: int = 1_800
     organization_id: str = "6a1c3c8e-5b0e-4d3f-9f6e-2f5b7c1d0a11"
+    membership_id: str = "0b7d3f52-8c4e-4a9d-b1e2-5d6f7a8b9c01"
+    #: The one OAuth application registered at the sandboxed Qonto (see :mod:`.oauth`).
+    qonto_client_id: str = "sandbox-client"
+    qonto_client_secret: str = "sandbox-client-secret"
+    #: The authorize page answers "denied" (``error=access_denied``) instead of approving.
+    qonto_oauth_deny: bool = False
+    qonto_access_token_seconds: int = 3_600
+    qonto_code_seconds: int = 600
+    qonto_refresh_token_seconds: int = 90 * 86_400
+    #: How long a refresh token still works after its first use (Qonto: 60 s).
+    qonto_refresh_grace_seconds: int = 60
+    #: Webhook delivery (see :mod:`.webhooks`): attempts per delivery, the first retry's delay
+    #: (doubled after each failed attempt), the receiver's time to answer (Qonto allows 1 s).
+    webhook_max_attempts: int = 5
+    webhook_retry_ms: int = 2_000
+    webhook_timeout_ms: int = 1_000
+    #: Webhook faults: every delivery waits this long first; each event is sent twice; every
+    #: other event is held back until the next one to the same URL went out; signatures are wrong.
+    webhook_delay_ms: int = 0
+    webhook_duplicate: bool = False
+    webhook_out_of_order: bool = False
+    webhook_bad_signature: bool = False
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -25,6 +25,7 @@ from integrations.sandbox.config import SandboxConfig
 from integrations.sandbox.limits import SlidingWindowLimiter
 from integrations.sandbox.store import MkpCustomer, MkpInvoice, Store
 from integrations.sandbox.web import Request, Response, Router, json_response
+from integrations.sandbox.webhooks import WebhookHub
 
 PREFIX = "/mkp/v1"
 PER_PAGE = 15
@@ -36,6 +37,13 @@ LICENSE_LIMIT = "The amount of invoices this month reached the license's limit"
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return json_response(status, {"message": message}, headers)
+
+
+def validation_error(errors: list[str]) -> Response:
+    """Laravel's 422: the first error, plus "(and N more errors)"."""
+    more = len(errors) - 1
+    suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+    return error(422, errors[0] + suffix)
 
 
 def server_error_response() -> Response:
@@ -58,10 +66,13 @@ def too_many_response(retry_after: int, limit: int) -> Response:
 class MkpApi:
     prefix = PREFIX
 
-    def __init__(self, store: Store, config: SandboxConfig, limiter: SlidingWindowLimiter) -> None:
+    def __init__(
+        self, store: Store, config: SandboxConfig, limiter: SlidingWindowLimiter, hooks: WebhookHub
+    ) -> None:
         self.store = store
         self.config = config
         self.limiter = limiter
+        self.hooks = hooks
         self.router = Router()
         for method, pattern, name, handler in (
             ("GET", "/customer-invoices", "list_invoices", self.list_invoices),
@@ -241,9 +252,7 @@ class MkpApi:
                     f"The pdf field must not be greater than {self.config.mkp_max_pdf_bytes // 1024} kilobytes."
                 )
             if errors:
-                more = len(errors) - 1
-                suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
-                return error(422, errors[0] + suffix)
+                return validation_error(errors)
             limit = self.config.mkp_license_limit
             if limit is not None and self.store.mkp_invoices_this_month() >= limit:
                 return error(426, LICENSE_LIMIT)
@@ -264,6 +273,7 @@ class MkpApi:
                     pdf=pdf.content,
                 )
             )
+            self.hooks.mkp_event("invoice-created", invoice.id)
             return json_response(201, self.invoice_json(invoice, req.base_url))
 
     def mark_paid(self, req: Request) -> Response:
@@ -281,8 +291,10 @@ class MkpApi:
             paid = times.parse_mkp_datetime(raw) if isinstance(raw, str) else None
             if paid is None:
                 return error(422, "The paid at field must match the format Y-m-d H:i:s.")
-            invoice.paid_at = paid
+            was_paid, invoice.paid_at = invoice.paid_at is not None, paid
             self.store.touch(invoice)
+            if not was_paid:
+                self.hooks.mkp_event("invoice-paid", invoice.id)
             return json_response(200, self.invoice_json(invoice, req.base_url))
 
     def pdf_link(self, req: Request) -> Response:

@@ -36,6 +36,7 @@ from pathlib import PurePosixPath
 from integrations.sandbox import times
 from integrations.sandbox.config import SandboxConfig
 from integrations.sandbox.limits import SlidingWindowLimiter
+from integrations.sandbox.oauth import QontoOAuth
 from integrations.sandbox.pdf import read_invoice_pdf
 from integrations.sandbox.qonto_shapes import (
     LOGIN_PAGE,
@@ -47,6 +48,7 @@ from integrations.sandbox.qonto_shapes import (
 )
 from integrations.sandbox.store import QONTO_STATUSES, Attachment, QontoClient, QontoInvoice, Store, file_hash
 from integrations.sandbox.web import Request, Response, Router, html_response, json_response
+from integrations.sandbox.webhooks import WebhookHub, webhook_data
 
 PREFIX = "/qonto"
 MAX_FILES = 5
@@ -65,10 +67,21 @@ class _Cached:
 class QontoApi:
     prefix = PREFIX
 
-    def __init__(self, store: Store, config: SandboxConfig, limiter: SlidingWindowLimiter) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: SandboxConfig,
+        limiter: SlidingWindowLimiter,
+        hooks: WebhookHub,
+        oauth: QontoOAuth,
+    ) -> None:
         self.store = store
         self.config = config
         self.limiter = limiter
+        self.hooks = hooks
+        self.oauth = oauth
+        #: Route name -> the OAuth scope it needs; such a route refuses the API key.
+        self.required_scopes: dict[str, str] = {}
         self._idempotency: dict[str, _Cached] = {}
         self._idempotency_lock = threading.Lock()
         self.router = Router()
@@ -100,7 +113,8 @@ class QontoApi:
             decision = self.limiter.hit(f"qonto:{req.client_ip}", windows)
             if not decision.allowed:
                 return too_many_response(decision.retry_after)
-        if not self._authorized(req.header("Authorization") or ""):
+        scopes = self._scopes(req.header("Authorization") or "")
+        if scopes is None:
             return errors_response(
                 401, "unauthorized", "The credentials are missing or invalid.", {"header": "Authorization"}
             )
@@ -109,6 +123,16 @@ class QontoApi:
             if allowed:
                 return errors_response(405, "method_not_allowed", f"Allowed methods: {', '.join(allowed)}.")
             return errors_response(404, "not_found", "The requested resource does not exist.")
+        needed = self.required_scopes.get(route.name)
+        if needed and needed not in scopes:
+            return self._traced(
+                errors_response(
+                    403,
+                    "forbidden",
+                    f"missing required OAuth scope: {needed}"
+                    + ("" if scopes else " (this endpoint needs an OAuth access token, not the API key)"),
+                )
+            )
         req.params = params
         key = req.header("X-Qonto-Idempotency-Key") if req.method == "POST" else None
         if not key:
@@ -126,10 +150,12 @@ class QontoApi:
                 self._idempotency[key] = _Cached(now + self.config.qonto_idempotency_seconds, stored)
             return response
 
-    def _authorized(self, header: str) -> bool:
+    def _scopes(self, header: str) -> tuple[str, ...] | None:
+        """The OAuth scopes of a Bearer token, ``()`` for the API key, None when neither is valid."""
         if header[:7].lower() == "bearer ":
-            return hmac.compare_digest(header[7:].strip(), self.config.qonto_token)
-        return hmac.compare_digest(header.strip(), f"{self.config.qonto_login}:{self.config.qonto_secret}")
+            return self.oauth.scopes_of(header[7:].strip())
+        api_key = f"{self.config.qonto_login}:{self.config.qonto_secret}"
+        return () if hmac.compare_digest(header.strip(), api_key) else None
 
     @staticmethod
     def _traced(response: Response) -> Response:
@@ -150,9 +176,23 @@ class QontoApi:
     def _client_json(self, client: QontoClient) -> dict:
         return self.store.shown(client.id, client_json(client, full=True))
 
+    # Changes others see through webhooks ----------------------------------------------------------
+    def invoice_event(self, invoice: QontoInvoice, base_url: str) -> None:
+        """``v1/client-invoices`` for a created or changed invoice (Qonto sends no event field)."""
+        self.hooks.qonto_event("v1/client-invoices", webhook_data(self._invoice_json(invoice, base_url)))
+
+    def client_event(self, client: QontoClient, event: str) -> None:
+        """``v1/clients`` with ``data.event`` (created, updated, deleted)."""
+        self.hooks.qonto_event("v1/clients", {**webhook_data(self._client_json(client)), "event": event})
+
+    def add_client(self, client: QontoClient) -> QontoClient:
+        self.store.add_qonto_client(client)
+        self.client_event(client, "created")
+        return client
+
     # Listing helpers ------------------------------------------------------------------------------
     @staticmethod
-    def _paging(req: Request) -> tuple[int, int] | Response:
+    def paging(req: Request) -> tuple[int, int] | Response:
         values = []
         for name, default, highest in (("page", 1, None), ("per_page", 100, 100)):
             raw = req.arg(name)
@@ -192,7 +232,7 @@ class QontoApi:
         return parsed
 
     @staticmethod
-    def _page_body(key: str, rows: list, page: int, per_page: int, to_json) -> dict:
+    def page_body(key: str, rows: list, page: int, per_page: int, to_json) -> dict:
         total = len(rows)
         pages = math.ceil(total / per_page)
         chunk = rows[(page - 1) * per_page : page * per_page]
@@ -210,7 +250,7 @@ class QontoApi:
 
     # Client invoices ------------------------------------------------------------------------------
     def list_invoices(self, req: Request) -> Response:
-        paging = self._paging(req)
+        paging = self.paging(req)
         if isinstance(paging, Response):
             return paging
         sort = self._sort(req, _SORTS)
@@ -247,7 +287,7 @@ class QontoApi:
         key = (sort, frozenset(statuses) if statuses is not None else None, tuple(bounds.items()))
         with self.store.lock:
             rows = self.store.qonto_invoice_list(key, build)
-            body = self._page_body(
+            body = self.page_body(
                 "client_invoices", rows, *paging, lambda inv: self._invoice_json(inv, req.base_url)
             )
         return json_response(200, body)
@@ -300,6 +340,7 @@ class QontoApi:
             invoice.status = "paid"
             invoice.paid_at = datetime(paid_on.year, paid_on.month, paid_on.day, tzinfo=times.PARIS)
             self.store.touch(invoice)
+            self.invoice_event(invoice, req.base_url)
             return json_response(200, {"client_invoice": self._invoice_json(invoice, req.base_url)})
 
     def bulk_import(self, req: Request) -> Response:
@@ -339,7 +380,9 @@ class QontoApi:
                 existing = self.store.data.imported_files.get(digest)
                 invoice_id = existing if existing in self.store.data.qonto_invoices else None
                 if invoice_id is None:
-                    invoice_id = self._import(upload.filename, upload.content, fields).id
+                    invoice = self._import(upload.filename, upload.content, fields)
+                    self.invoice_event(invoice, req.base_url)
+                    invoice_id = invoice.id
                 results.append({"invoice_id": invoice_id, "file_name": upload.filename})
         return json_response(200, {"client_invoices": results})
 
@@ -374,7 +417,7 @@ class QontoApi:
             if client.name.casefold() == name.casefold():
                 return client
         slug = re.sub(r"[^a-z0-9]+", "", name.lower()) or "client"
-        return self.store.add_qonto_client(
+        return self.add_client(
             QontoClient(
                 id=self.store.uuid(),
                 name=name,
@@ -412,7 +455,7 @@ class QontoApi:
         return json_response(200, {"attachment": body})
 
     def list_clients(self, req: Request) -> Response:
-        paging = self._paging(req)
+        paging = self.paging(req)
         if isinstance(paging, Response):
             return paging
         sort = self._sort(req, _CLIENT_SORTS)
@@ -429,7 +472,7 @@ class QontoApi:
             ]
             field, descending = sort
             rows.sort(key=lambda client: getattr(client, field), reverse=descending)
-            body = self._page_body("clients", rows, *paging, self._client_json)
+            body = self.page_body("clients", rows, *paging, self._client_json)
         return json_response(200, body)
 
     def get_client(self, req: Request) -> Response:

@@ -1,13 +1,15 @@
 """One HTTP server for both sandboxed providers, on the loopback interface only.
 
-    /mkp/v1/...         MijnKlantportaal (:mod:`.mkp`)
-    /qonto/v2/...       Qonto (:mod:`.qonto`)
+    /mkp/v1/...         MijnKlantportaal (:mod:`.mkp`; its /webhooks in :mod:`.subscriptions`)
+    /qonto/oauth2/...   Qonto's OAuth server (:mod:`.oauth`)
+    /qonto/v2/...       Qonto (:mod:`.qonto`; its /v2/webhook_subscriptions in :mod:`.subscriptions`)
     /_sandbox/...       the sandbox's own admin endpoints (:mod:`.admin`)
     /public/...         what the providers host outside their API: the short-lived file links
                         (MKP ``/pdf`` link, Qonto attachment ``url``) and the payment pages
 
 Every API request goes through the fault injector (:mod:`.faults`) first; the admin endpoints
-and public pages never do. ``SandboxServer`` runs it in a background thread for tests.
+and public pages never do. ``SandboxServer`` runs it in a background thread for tests, with the
+webhook delivery thread (:mod:`.webhooks`) beside it.
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from integrations.sandbox import mkp, qonto, qonto_shapes, times
 from integrations.sandbox.admin import AdminApi
+from integrations.sandbox.admin_events import EventAdmin
 from integrations.sandbox.config import SandboxConfig
 from integrations.sandbox.faults import Fault, FaultInjector
 from integrations.sandbox.limits import SlidingWindowLimiter
+from integrations.sandbox.oauth import QontoOAuth
 from integrations.sandbox.store import Store
+from integrations.sandbox.subscriptions import MkpWebhooks, QontoSubscriptions
 from integrations.sandbox.web import Request, Response, html_response, json_response
+from integrations.sandbox.webhooks import WebhookHub
 
 logger = logging.getLogger(__name__)
 
@@ -89,20 +95,26 @@ class SandboxApp:
         self.limiter = SlidingWindowLimiter()
         self.stats = RequestStats()
         self.stopping = threading.Event()
-        self.mkp = mkp.MkpApi(store, config, self.limiter)
-        self.qonto = qonto.QontoApi(store, config, self.limiter)
+        self.hooks = WebhookHub(store, config)
+        self.oauth = QontoOAuth(store, config)
+        self.mkp = mkp.MkpApi(store, config, self.limiter, self.hooks)
+        self.qonto = qonto.QontoApi(store, config, self.limiter, self.hooks, self.oauth)
+        self.mkp_webhooks = MkpWebhooks(self.mkp, store)
+        self.subscriptions = QontoSubscriptions(self.qonto, store)
+        self.events = EventAdmin(self)
         self.admin = AdminApi(self)
 
     def reset(self) -> None:
         self.store.reset()
         self.limiter.reset()
         self.qonto.reset()
+        self.hooks.reset()
         self.stats.reset()
         self.faults.reset_counts()
 
     def dispatch(self, req: Request) -> Response:
         path = req.path
-        for provider, api in (("mkp", self.mkp), ("qonto", self.qonto)):
+        for provider, api in (("mkp", self.mkp), ("qonto", self.oauth), ("qonto", self.qonto)):
             if path == api.prefix or path.startswith(api.prefix + "/"):
                 return self._api_call(provider, api, req, path[len(api.prefix) :] or "/")
         if path == "/_sandbox" or path.startswith("/_sandbox/"):
@@ -161,19 +173,13 @@ class SandboxApp:
     # Pages the providers host outside their APIs ---------------------------------------------
     def public(self, req: Request, path: str) -> Response:
         parts = path.strip("/").split("/")
-        if req.method != "GET":
+        pay_page = len(parts) == 6 and parts[1:3] == ["mkp", "public-invoice"] and parts[4] == "pay"
+        if req.method != "GET" and not (pay_page and req.method == "POST"):
             return Response(405, b"Method Not Allowed", "text/plain")
         if len(parts) == 3 and parts[1] == "files":
             return self._file(parts[2])
-        if len(parts) == 6 and parts[1:3] == ["mkp", "public-invoice"] and parts[4] == "pay":
-            with self.store.lock:
-                invoice = self.store.data.mkp_invoices.get(parts[3])
-                if invoice is None or invoice.payment_token != parts[5]:
-                    return html_response(404, "<h1>Factuur niet gevonden</h1>")
-                return html_response(
-                    200,
-                    f"<h1>Factuur {escape(invoice.invoice_number)}</h1><p>Te betalen: EUR {invoice.amount}</p>",
-                )
+        if pay_page:
+            return self._mkp_pay_page(req, parts[3], parts[5])
         if len(parts) == 4 and parts[1:3] == ["qonto", "invoices"]:
             with self.store.lock:
                 invoice = self.store.data.qonto_invoices.get(parts[3])
@@ -184,6 +190,23 @@ class SandboxApp:
                     f"<h1>Facture {escape(invoice.number or '')}</h1><p>Montant : {invoice.total} EUR</p>",
                 )
         return Response(404, b"Not Found", "text/plain")
+
+    def _mkp_pay_page(self, req: Request, invoice_id: str, token: str) -> Response:
+        """The payment link: a page with a "Betalen" button; posting it pays the invoice as the
+        customer would (``invoice-paid`` webhook)."""
+        with self.store.lock:
+            invoice = self.store.data.mkp_invoices.get(invoice_id)
+            if invoice is None or invoice.payment_token != token:
+                return html_response(404, "<h1>Factuur niet gevonden</h1>")
+            if req.method == "POST" and invoice.paid_at is None:
+                self.events.mkp_paid(invoice, times.utcnow().replace(microsecond=0))
+            title = f"<h1>Factuur {escape(invoice.invoice_number)}</h1>"
+            if invoice.paid_at is not None:
+                return html_response(200, f"{title}<p>Betaald. Bedankt!</p>")
+            return html_response(
+                200,
+                f'{title}<p>Te betalen: EUR {invoice.amount}</p><form method="post"><button>Betalen</button></form>',
+            )
 
     def _file(self, token: str) -> Response:
         link = self.store.link(token)
@@ -348,10 +371,12 @@ class SandboxServer:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="sandbox", daemon=True
         )
         self._thread.start()
+        self.app.hooks.start()
         return self
 
     def stop(self) -> None:
         self.app.stopping.set()  # wakes requests held by the slow and timeout faults
+        self.app.hooks.stop()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -383,6 +408,10 @@ class SandboxServer:
     @property
     def qonto_base_url(self) -> str:
         return f"{self.base_url}{qonto.PREFIX}"
+
+    @property
+    def qonto_oauth_url(self) -> str:
+        return f"{self.base_url}{self.app.oauth.prefix}"
 
     @property
     def admin_url(self) -> str:

@@ -20,12 +20,17 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from integrations.sandbox import times
 from integrations.sandbox.pdf import make_invoice_pdf
+
+if TYPE_CHECKING:
+    from integrations.sandbox.oauth import OAuthGrant
+    from integrations.sandbox.webhooks import MkpWebhook, QontoSubscription
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 QONTO_STATUSES = ("draft", "unpaid", "paid", "canceled")
@@ -137,6 +142,11 @@ class _Data:
     links: dict[str, FileLink] = field(default_factory=dict)
     #: (provider, year) -> last invoice sequence number handed out by seeding.
     number_seq: Counter = field(default_factory=Counter)
+    #: Webhook registrations, in creation order (see :mod:`.webhooks`).
+    mkp_webhooks: dict[str, MkpWebhook] = field(default_factory=dict)
+    qonto_subscriptions: dict[str, QontoSubscription] = field(default_factory=dict)
+    #: Qonto OAuth codes, access and refresh tokens by their value (see :mod:`.oauth`).
+    oauth_grants: dict[str, OAuthGrant] = field(default_factory=dict)
 
 
 class Store:
@@ -180,6 +190,8 @@ class Store:
             raise ValueError(refused) from exc
         if not isinstance(data, _Data):
             raise ValueError(refused)
+        for missing in (f for f in fields(_Data) if f.name not in vars(data)):
+            setattr(data, missing.name, missing.default_factory())  # a file from an older sandbox
         with self.lock:
             self.data = data
             self._last_tick = None
@@ -221,6 +233,16 @@ class Store:
             self.data.mkp_order.append(invoice.id)
             self.data.mkp_month_counts[_month(invoice.created_at)] += 1
         return invoice
+
+    def remove_mkp_customer(self, customer_id: str) -> bool:
+        """Delete a customer without invoices; False when unknown or still invoiced."""
+        with self.lock:
+            if customer_id not in self.data.mkp_customers or any(
+                inv.customer_id == customer_id for inv in self.data.mkp_invoices.values()
+            ):
+                return False
+            del self.data.mkp_customers[customer_id]
+            return True
 
     def remove_mkp_invoice(self, invoice_id: str) -> bool:
         with self.lock:
@@ -267,6 +289,16 @@ class Store:
                 if attachment.content is not None:
                     self.data.imported_files[file_hash(attachment.content)] = invoice.id
         return invoice
+
+    def remove_qonto_client(self, client_id: str) -> bool:
+        """Delete a client without invoices; False when unknown or still invoiced."""
+        with self.lock:
+            if client_id not in self.data.qonto_clients or any(
+                inv.client_id == client_id for inv in self.data.qonto_invoices.values()
+            ):
+                return False
+            del self.data.qonto_clients[client_id]
+            return True
 
     def remove_qonto_invoice(self, invoice_id: str) -> bool:
         with self.lock:

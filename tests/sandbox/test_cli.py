@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from integrations.sandbox import SandboxServer
+from integrations.sandbox.__main__ import parse_webhook_faults
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -149,3 +150,13 @@ def test_every_api_answer_waits_for_the_latency():
         started = time.monotonic()
         requests.get(f"{server.admin_url}/stats", timeout=10).raise_for_status()
         assert time.monotonic() - started < 0.15, "the sandbox's own admin answers at once"
+
+
+def test_webhook_fault_options_reach_the_config():
+    assert parse_webhook_faults(" duplicate,out-of-order ") == {
+        "webhook_duplicate": True,
+        "webhook_out_of_order": True,
+    }
+    assert parse_webhook_faults("") == {}
+    with pytest.raises(ValueError, match="unknown webhook fault 'late'"):
+        parse_webhook_faults("late")
