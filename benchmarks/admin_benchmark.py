@@ -37,9 +37,10 @@ PAGES = {
     "overdue": {"overdue": "yes"},
     "provider": {"provider__exact": "qonto"},
     "due range": "due-range",
+    "paid range": "paid-range",
     "number": {"q": "MKP-0000500"},
     "customer": "customer",
-    "index": "index",
+    "dashboard": "index",
 }
 
 FILL_CUSTOMERS = """
@@ -49,7 +50,11 @@ SELECT CASE WHEN c %% 2 = 0 THEN 'mkp' ELSE 'qonto' END, 'cst_' || c,
 FROM generate_series(1, %(customers)s) AS c
 """
 
-# Invoice i: provider by parity, customer i mod C (50 invoices each), issued over 1,096 days.
+# Invoice i: provider by parity, customer i mod C (50 invoices each), issued over 1,096 days in the
+# order of the ids (the sync inserts them as they are made: invoice N is issued today), due after
+# 14, 30 or 60 days, paid between its issue date and 44 days after its due date (at the
+# latest yesterday). Open: 70 % of the
+# invoices not yet due, 15 % of those due in the last 90 days, 4 % of older ones; 1 % canceled.
 FILL_INVOICES = """
 INSERT INTO invoices_invoice (
     provider, remote_id, number, customer_id, customer_remote_id, customer_name, issue_date, due_date,
@@ -59,16 +64,29 @@ INSERT INTO invoices_invoice (
 )
 SELECT
     p.provider, 'inv_' || i, upper(p.provider) || '-' || lpad(i::text, 7, '0'), c.id, c.remote_id,
-    CASE WHEN p.provider = 'qonto' THEN c.name ELSE '' END, d.issued, d.issued + 30,
+    CASE WHEN p.provider = 'qonto' THEN c.name ELSE '' END, d.issued, d.due,
     (i %% 100000) / 10.0 + 10, NULL, 'EUR', s.status,
-    CASE WHEN s.status = 'paid' THEN (d.issued + (i %% 40))::timestamp AT TIME ZONE 'Europe/Paris' END,
+    CASE WHEN s.status = 'paid' THEN
+        (GREATEST(d.issued, LEAST(d.issued + (i * 13) %% (d.due - d.issued + 45), current_date - 1))
+         + make_interval(hours => 8 + i %% 10))::timestamp AT TIME ZONE 'Europe/Paris'
+    END,
     'https://pay.example.com/' || i, '', CASE WHEN i %% 50 = 7 THEN now() END, '{}'::jsonb, '', '', '',
     false, 'synced', '', false, 0, '', now(), now(), now()
 FROM generate_series(1, %(invoices)s) AS i
 CROSS JOIN LATERAL (SELECT CASE WHEN i %% 2 = 0 THEN 'mkp' ELSE 'qonto' END AS provider) AS p
-CROSS JOIN LATERAL (SELECT current_date - ((i::bigint * 7919) %% 1096)::int AS issued) AS d
 CROSS JOIN LATERAL (
-    SELECT CASE WHEN i %% 100 < 90 THEN 'paid' WHEN i %% 100 < 98 THEN 'open' ELSE 'canceled' END AS status
+    SELECT current_date - ((%(invoices)s - i)::bigint * 1096 / %(invoices)s)::int AS issued,
+           (ARRAY[14, 30, 30, 60])[1 + i %% 4] AS terms
+) AS t
+CROSS JOIN LATERAL (SELECT t.issued, t.issued + t.terms AS due) AS d
+CROSS JOIN LATERAL (
+    SELECT CASE
+        WHEN i %% 100 = 98 THEN 'canceled'
+        WHEN d.due >= current_date AND i %% 10 < 7 THEN 'open'
+        WHEN d.due >= current_date - 90 AND d.due < current_date AND i %% 100 < 15 THEN 'open'
+        WHEN d.due < current_date - 90 AND i %% 100 < 4 THEN 'open'
+        ELSE 'paid'
+    END AS status
 ) AS s
 JOIN invoices_customer AS c ON c.remote_id = 'cst_' || (1 + i %% %(customers)s)
 """
@@ -86,7 +104,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def fill(invoices: int) -> tuple[str, float]:
-    """An invoice table of ``invoices`` rows and its customers; the name searched for and the seconds it took."""
+    """An invoice table of ``invoices`` rows and its customers; the name searched for, the share of
+    open invoices and the seconds it took."""
     from django.db import connection
 
     started = time.perf_counter()
@@ -101,7 +120,9 @@ def fill(invoices: int) -> tuple[str, float]:
         cursor.execute("VACUUM ANALYZE invoices_customer")
         cursor.execute("SELECT substr(name, 7, 8) FROM invoices_customer WHERE remote_id = 'cst_8'")
         name = cursor.fetchone()[0]
-    return name, time.perf_counter() - started
+        cursor.execute("SELECT avg((status = 'open')::int) FROM invoices_invoice")
+        open_share = float(cursor.fetchone()[0])
+    return name, open_share, time.perf_counter() - started
 
 
 def measure(client, url: str, params: dict, runs: int) -> tuple[float, int, int]:
@@ -139,8 +160,8 @@ def run(sizes: list[int], runs: int) -> None:
     today = timezone.localdate()
     results: dict[int, dict[str, tuple[float, int, int]]] = {}
     for size in sizes:
-        name, took = fill(size)
-        print(f"\n{size:,} invoices (filled and analysed in {took:.0f} s)")
+        name, open_share, took = fill(size)
+        print(f"\n{size:,} invoices, {open_share:.1%} open (filled and analysed in {took:.0f} s)")
         print(f"  {'page':<10} {'median ms':>10} {'queries':>8} {'rows':>5} {'x smallest':>11}")
         results[size] = {}
         for page, params in PAGES.items():
@@ -151,6 +172,8 @@ def run(sizes: list[int], runs: int) -> None:
                 params = {"q": name}
             elif params == "due-range":
                 params = {"due_date__gte": str(today - timedelta(days=30)), "due_date__lte": str(today)}
+            elif params == "paid-range":
+                params = {"paid_at__gte": str(today - timedelta(days=30)), "paid_at__lte": str(today)}
             results[size][page] = median, queries, rows = measure(client, url, params, runs)
             base = results[sizes[0]][page][0]
             print(f"  {page:<10} {median:>10.1f} {queries:>8} {rows:>5} {median / base:>10.2f}x")
