@@ -16,21 +16,23 @@ from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import Count, F, Max, Q, Sum
+from django.db.models import Count, F, Max, Q, Sum, Value
 from django.db.models.functions import TruncMonth
 from django.urls import reverse
 from django.utils import timezone
 
 from invoices.models import Invoice, InvoiceStatus, Provider, SyncProblem, SyncRun, SyncState
-from invoices.selectors import AGING_BUCKETS, aging_q, outstanding_q, overdue_q
+from invoices.selectors import AGING_BUCKETS, aging_days_q, outstanding_q, overdue_q
 
 EUR = "EUR"
 ZERO = Decimal("0.00")
 DSO_DAYS = 90  # days sales outstanding: outstanding / invoiced in the last DSO_DAYS days * DSO_DAYS
 MONTHS = 12
 TOP_CUSTOMERS = 10
-# Every provider, named: lets the (provider, status, due_date) index serve a filter on status.
+# Every provider, named: a provider no longer offered is left out of the figures.
 PROVIDERS = [provider.value for provider in Provider]
+# What is counted: a row (COUNT(1)), not its id, so that the covering indexes answer on their own.
+ROW = Value(1)
 
 
 @dataclass
@@ -128,10 +130,11 @@ def receivables_dashboard() -> Dashboard:
     outstanding = _columns(outstanding="all", **eur)
     overdue = _columns(overdue="yes", **eur)
     aging = [_columns(outstanding=key, **eur) for key, _, _, _ in AGING_BUCKETS]
-    aggregates = {"n": Count("pk"), "total": Sum("amount")}
-    conditions = [overdue_q(today=today)] + [aging_q(key, today=today) for key, _, _, _ in AGING_BUCKETS]
+    aggregates = {"n": Count(ROW), "total": Sum("amount")}
+    # Among outstanding rows, by due date only: the outstanding index then answers on its own.
+    conditions = [Q(due_date__lt=today)] + [aging_days_q(key, today=today) for key, _, _, _ in AGING_BUCKETS]
     for i, condition in enumerate(conditions):
-        aggregates[f"n{i}"] = Count("pk", filter=condition)
+        aggregates[f"n{i}"] = Count(ROW, filter=condition)
         aggregates[f"total{i}"] = Sum("amount", filter=condition)
     other_currencies = []
     for row in (
@@ -174,7 +177,7 @@ def receivables_dashboard() -> Dashboard:
         .annotate(month=TruncMonth("issue_date"))
         .values("provider", "month")
         .annotate(
-            total=Sum("amount"), n_recent=Count("pk", filter=recent), recent=Sum("amount", filter=recent)
+            total=Sum("amount"), n_recent=Count(ROW, filter=recent), recent=Sum("amount", filter=recent)
         )
         .order_by()
     ):
@@ -201,7 +204,7 @@ def receivables_dashboard() -> Dashboard:
         )
         .annotate(month=TruncMonth("paid_at"))
         .values("provider", "month")
-        .annotate(n=Count("pk"), total=Sum("amount"))
+        .annotate(n=Count(ROW), total=Sum("amount"))
         .order_by()
     ):
         start = _as_date(row["month"])
@@ -240,7 +243,7 @@ def _top_customers(today: date) -> list[tuple[str, str, Figure]]:
             name=Max("customer__name"),
             invoice_name=Max("customer_name"),
             provider=Max("provider"),
-            n=Count("pk"),
+            n=Count(ROW),
             total=Sum("amount"),
         )
         .order_by(F("total").desc(nulls_last=True), "customer_id")[:TOP_CUSTOMERS]
@@ -265,14 +268,14 @@ def _sync_health() -> list[SyncHealth]:
         row["provider"]: row["n"]
         for row in Invoice.objects.filter(sync_state=SyncState.FAILED)
         .values("provider")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count(ROW))
         .order_by()
     }
     problems = {
         row["provider"]: row["n"]
         for row in SyncProblem.objects.filter(resolved_at__isnull=True)
         .values("provider")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count(ROW))
         .order_by()
     }
     stale_before = timezone.now() - timedelta(minutes=settings.SYNC_STALE_AFTER_MINUTES)

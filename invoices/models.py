@@ -171,10 +171,23 @@ class Invoice(models.Model):
         ]
         indexes = [
             models.Index(fields=["sync_state", "next_attempt_at"], name="invoice_outbox"),
-            models.Index(fields=["provider", "status", "due_date"], name="invoice_status_due"),
-            # The list, newest first (read backwards), and the filters that keep most rows.
-            models.Index(fields=["issue_date", "id"], name="invoice_list_order"),
-            # The same order for the few rows of the overdue and "removed" filters: written only
+            # What customers owe (selectors.outstanding_q, exactly), by due date: the overdue filter
+            # and its totals, and the dashboard's outstanding, aging and top-customer figures read
+            # this small index alone on PostgreSQL (the included columns; index-only scans).
+            models.Index(
+                fields=["due_date", "id"],
+                include=["provider", "currency", "amount", "customer_id", "customer_name", "sync_state"],
+                condition=Q(status=InvoiceStatus.OPEN, remote_id__isnull=False, removed_at__isnull=True),
+                name="invoice_outstanding",
+            ),
+            # The list, newest first (read backwards), and the filters that keep most rows; with
+            # what the dashboard's invoiced-per-month needs, so it reads the index alone.
+            models.Index(
+                fields=["issue_date", "id"],
+                include=["provider", "status", "currency", "amount", "remote_id", "removed_at"],
+                name="invoice_list_order",
+            ),
+            # The same order for the few rows of the outstanding and "removed" filters: written only
             # for open and removed invoices.
             models.Index(
                 fields=["issue_date", "id"],
@@ -186,9 +199,14 @@ class Invoice(models.Model):
                 condition=Q(removed_at__isnull=False),
                 name="invoice_removed_order",
             ),
-            # The due and paid date ranges (and their counts), which the list order cannot serve.
-            models.Index(fields=["due_date"], name="invoice_due"),
-            models.Index(fields=["paid_at"], name="invoice_paid"),
+            # The due and paid date ranges, in their own order (the list sorts by the date of a range
+            # filter); the paid one with what the dashboard's paid-per-month needs.
+            models.Index(fields=["due_date", "id"], name="invoice_due"),
+            models.Index(
+                fields=["paid_at", "id"],
+                include=["provider", "status", "currency", "amount", "removed_at"],
+                name="invoice_paid",
+            ),
             # PostgreSQL only (see migration 0006): equality and prefix (LIKE 'F-2026%') on numbers,
             # and part of the customer's name (UPPER(customer_name) LIKE '%ACME%', by trigrams).
             models.Index(fields=["number"], opclasses=["varchar_pattern_ops"], name="invoice_number_prefix"),

@@ -39,15 +39,19 @@ AGING_BUCKETS: list[tuple[str, str, int | None, int | None]] = [
 
 def aging_q(key: str, *, today: date | None = None) -> Q:
     """The outstanding invoices of one aging bucket; "current" includes those without a due date."""
+    return outstanding_q() & aging_days_q(key, today=today)
+
+
+def aging_days_q(key: str, *, today: date | None = None) -> Q:
+    """The due dates of one aging bucket, among invoices already known to be outstanding."""
     today = today or timezone.localdate()
     _, _, first, last = next(bucket for bucket in AGING_BUCKETS if bucket[0] == key)
     if first is None:
-        days = Q(due_date__isnull=True) | Q(due_date__gte=today - timedelta(days=last))
-    else:
-        days = Q(due_date__lte=today - timedelta(days=first))
-        if last is not None:
-            days &= Q(due_date__gte=today - timedelta(days=last))
-    return outstanding_q() & days
+        return Q(due_date__isnull=True) | Q(due_date__gte=today - timedelta(days=last))
+    days = Q(due_date__lte=today - timedelta(days=first))
+    if last is not None:
+        days &= Q(due_date__gte=today - timedelta(days=last))
+    return days
 
 
 def configured_providers() -> list[Provider]:

@@ -6,6 +6,7 @@ from datetime import date, datetime, time, timedelta
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ORDER_VAR
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -106,6 +107,24 @@ class DiscardedFilter(admin.SimpleListFilter):
         return queryset.exclude(sync_state=SyncState.DISCARDED)
 
 
+#: A list narrowed to a date range (or to the overdue invoices) is sorted by that date, latest first,
+#: unless staff sort it by a column: the date's index then serves both the filter and the order.
+SORTING_FILTERS = [
+    ("due_date", ("due_date__gte", "due_date__lte", "overdue")),
+    ("paid_at", ("paid_at__gte", "paid_at__lte")),
+]
+
+
+def filter_ordering(params) -> list[str] | None:
+    """The order a date filter in ``params`` (the list's query) asks for, or None."""
+    if params.get(ORDER_VAR):
+        return None
+    for field, names in SORTING_FILTERS:
+        if any(params.get(name) for name in names):
+            return [f"-{field}", "-id"]
+    return None
+
+
 class DateRangeFilter(admin.FieldListFilter):
     """From and to dates (both included) on a date or a moment: ``?due_date__gte=2026-01-01&due_date__lte=2026-01-31``.
 
@@ -157,6 +176,7 @@ class DateRangeFilter(admin.FieldListFilter):
             "hidden": _other_params(changelist, own),
             "reset_url": changelist.get_query_string(remove=own),
             "active": bool(self.since or self.until),
+            "sorts": filter_ordering(changelist.params) == [f"-{self.field_path}", "-id"],
         }
 
 

@@ -22,6 +22,7 @@ from invoices.admin.filters import (
     OverdueFilter,
     PaidFilter,
     RemovedFilter,
+    filter_ordering,
 )
 from invoices.admin.listing import SummarizingPaginator
 from invoices.admin.pages import InvoicePages
@@ -291,6 +292,9 @@ class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
         if queryset.model is not Invoice:  # the history page pages its log entries
             return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
         return SummarizingPaginator(queryset, per_page, orphans, allow_empty_first_page)
+
+    def get_ordering(self, request):
+        return filter_ordering(request.GET) or super().get_ordering(request)
 
     def get_search_results(self, request, queryset, search_term):
         return selectors.invoice_search(queryset, search_term), False

@@ -113,6 +113,48 @@ def test_the_range_filter_keeps_the_other_filters_and_a_bad_date_is_no_error(vie
     assert response["Location"].endswith("?e=1")
 
 
+def in_order(client: Client, **params) -> list[str]:
+    """The numbers on the list's first page, in the order shown."""
+    response = client.get(LIST, params)
+    assert response.status_code == 200
+    return [invoice.number for invoice in response.context["cl"].result_list]
+
+
+def test_a_date_range_sorts_the_list_by_that_date_latest_first_and_says_so(viewer):
+    # Issued in the opposite order to their due dates, so the two orders differ.
+    InvoiceFactory(number="due-early", issue_date=date(2026, 11, 20), due_date=date(2026, 11, 2))
+    InvoiceFactory(number="due-late", issue_date=date(2026, 11, 1), due_date=date(2026, 11, 28))
+    InvoiceFactory(number="due-mid", issue_date=date(2026, 11, 10), due_date=date(2026, 11, 15))
+    assert in_order(viewer) == ["due-early", "due-mid", "due-late"]  # newest issue date first
+    params = {"due_date__gte": "2026-11-01", "due_date__lte": "2026-11-30"}
+    assert in_order(viewer, **params) == ["due-late", "due-mid", "due-early"]
+    page = viewer.get(LIST, params).content.decode()
+    assert "Sorted by due date, latest first." in page
+    assert "Sorted by paid" not in page
+    # A column staff click wins over the date's order, and the note goes.
+    clicked = {**params, "o": "1"}  # the number column, ascending
+    assert in_order(viewer, **clicked) == ["due-early", "due-late", "due-mid"]
+    assert "Sorted by due date" not in viewer.get(LIST, clicked).content.decode()
+
+
+def test_a_paid_range_sorts_by_payment_moment_and_the_overdue_by_due_date(viewer):
+    paid = datetime(2026, 11, 10, 12, 0, tzinfo=AMSTERDAM)
+    InvoiceFactory(number="paid-first", issue_date=date(2026, 11, 9), status=InvoiceStatus.PAID, paid_at=paid)
+    InvoiceFactory(
+        number="paid-later",
+        issue_date=date(2026, 11, 1),
+        status=InvoiceStatus.PAID,
+        paid_at=paid + timedelta(days=5),
+    )
+    assert in_order(viewer, paid_at__gte="2026-11-01") == ["paid-later", "paid-first"]
+    today = date.today()
+    InvoiceFactory(number="late-long", issue_date=today, due_date=today - timedelta(days=60))
+    InvoiceFactory(
+        number="late-just", issue_date=today - timedelta(days=30), due_date=today - timedelta(days=2)
+    )
+    assert in_order(viewer, overdue="yes") == ["late-just", "late-long"]
+
+
 def test_the_existing_filter_names_still_work(viewer):
     today = date.today()
     InvoiceFactory(number="late", due_date=today - timedelta(days=5))
@@ -239,7 +281,9 @@ def test_a_search_naming_many_customers_finds_all_their_invoices(monkeypatch, vi
 
 
 # Cost ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("params", [{}, {"overdue": "yes"}, {"q": "2026"}, {"q": "klant"}])
+@pytest.mark.parametrize(
+    "params", [{}, {"overdue": "yes"}, {"q": "2026"}, {"q": "klant"}, {"due_date__gte": "2020-01-01"}]
+)
 def test_the_list_makes_as_many_queries_for_200_invoices_as_for_10(viewer, params):
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:
