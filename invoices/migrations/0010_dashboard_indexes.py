@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("invoices", "0008_list_indexes"),
+        ("invoices", "0009_webhooks"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
