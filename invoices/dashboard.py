@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import Count, F, Max, Q, Sum, Value
+from django.db.models import Case, Count, F, Max, Q, Sum, Value, When
 from django.db.models.functions import TruncMonth
 from django.urls import reverse
 from django.utils import timezone
@@ -235,10 +235,16 @@ def receivables_dashboard() -> Dashboard:
 
 
 def _top_customers(today: date) -> list[tuple[str, str, Figure]]:
-    """The customers owing the most overdue EUR (one query)."""
+    """The customers owing the most overdue EUR (one query). An invoice linked to no customer is
+    counted under the name written on it, per provider."""
+    unlinked = Q(customer_id__isnull=True)
     rows = (
         Invoice.objects.filter(overdue_q(today=today), provider__in=PROVIDERS, currency=EUR)
-        .values("customer_id")
+        .annotate(
+            unlinked_name=Case(When(unlinked, then=F("customer_name")), default=Value("")),
+            unlinked_provider=Case(When(unlinked, then=F("provider")), default=Value("")),
+        )
+        .values("customer_id", "unlinked_name", "unlinked_provider")
         .annotate(
             name=Max("customer__name"),
             invoice_name=Max("customer_name"),
@@ -246,12 +252,19 @@ def _top_customers(today: date) -> list[tuple[str, str, Figure]]:
             n=Count(ROW),
             total=Sum("amount"),
         )
-        .order_by(F("total").desc(nulls_last=True), "customer_id")[:TOP_CUSTOMERS]
+        .order_by(F("total").desc(nulls_last=True), "customer_id", "unlinked_name", "unlinked_provider")[
+            :TOP_CUSTOMERS
+        ]
     )
     customers = []
     for row in rows:
         if row["customer_id"] is None:
-            name, which = "(no customer linked)", {"customer__isnull": "True"}
+            name = f"{row['unlinked_name'] or '(no name)'} (no customer linked)"
+            which = {
+                "customer__isnull": "True",
+                "customer_name__exact": row["unlinked_name"],
+                "provider__exact": row["unlinked_provider"],
+            }
         else:
             name = row["name"] or row["invoice_name"] or f"Customer #{row['customer_id']}"
             which = {"customer__id__exact": str(row["customer_id"])}

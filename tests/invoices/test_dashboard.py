@@ -168,6 +168,27 @@ def test_top_customers_by_overdue_amount(viewer_client, book):
     ]
 
 
+def test_unlinked_invoices_are_grouped_by_the_name_on_them(viewer_client):
+    unlinked = {"customer": None, "due_date": days(-5)}
+    InvoiceFactory(**unlinked, customer_name="Dune BV", amount=Decimal("300.00"))
+    InvoiceFactory(**unlinked, customer_name="Dune BV", amount=Decimal("200.00"))
+    InvoiceFactory(**unlinked, customer_name="Dune BV", provider=Provider.QONTO, amount=Decimal("50.00"))
+    InvoiceFactory(**unlinked, customer_name="Elm SA", amount=Decimal("400.00"))
+    InvoiceFactory(customer=CustomerFactory(name="Dune BV"), due_date=days(-5), amount=Decimal("10.00"))
+    with CaptureQueriesContext(connection) as captured:
+        top = viewer_client.get(INDEX).context["dashboard"].top_customers
+    assert len([q for q in captured if "customer_name" in q["sql"] and "GROUP BY" in q["sql"]]) == 1
+    assert [(name, provider, f.count, f.amount) for name, provider, f in top] == [
+        ("Dune BV (no customer linked)", "MijnKlantportaal", 2, Decimal("500.00")),
+        ("Elm SA (no customer linked)", "MijnKlantportaal", 1, Decimal("400.00")),
+        ("Dune BV (no customer linked)", "Qonto", 1, Decimal("50.00")),
+        ("Dune BV", "MijnKlantportaal", 1, Decimal("10.00")),
+    ]
+    for _, _, figure in top:  # each row opens the list of just its invoices
+        listed = viewer_client.get(figure.url).context["cl"].result_list
+        assert (len(listed), sum(i.amount for i in listed)) == (figure.count, figure.amount), figure.url
+
+
 def test_every_figure_links_to_a_list_of_the_same_invoices(viewer_client, book):
     dashboard = viewer_client.get(INDEX).context["dashboard"]
     links = [figure for row in dashboard.rows for figure in row.cells]
