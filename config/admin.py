@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from invoices import dashboard, selectors
+from invoices import dashboard, formatting, selectors
 
 
 class BackOfficeAdminSite(admin.AdminSite):
@@ -16,6 +16,7 @@ class BackOfficeAdminSite(admin.AdminSite):
     # The list's key columns need the width at 1366 px; the breadcrumbs and the index lead
     # everywhere the sidebar did.
     enable_nav_sidebar = False
+    empty_value_display = formatting.EMPTY
 
     def index(self, request, extra_context=None):
         extra_context = dict(extra_context or {})

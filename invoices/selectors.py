@@ -14,6 +14,7 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from invoices import formatting
 from invoices.models import ActionBatch, Customer, Invoice, InvoiceStatus, Provider, SyncRun, SyncState
 from invoices.providers import is_configured
 
@@ -81,7 +82,7 @@ def admin_warnings() -> list[str]:
             .first()
         )
         if last_ok is None or last_ok < timezone.now() - stale_after:
-            since = f"since {timezone.localtime(last_ok):%Y-%m-%d %H:%M}" if last_ok else "yet"
+            since = f"since {formatting.moment(last_ok)}" if last_ok else "yet"
             reason = f" Last error: {last_failed.error}" if last_failed else ""
             warnings.append(f"{provider.label} has not synced successfully {since}.{reason}")
     return warnings

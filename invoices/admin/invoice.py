@@ -6,7 +6,6 @@ from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -41,9 +40,11 @@ class EventInline(admin.TabularInline):
 
     @admin.display(description="kind")
     def what(self, event: InvoiceEvent) -> str:
-        """A repeated event is one row: "Will retry (12 times, last 21:04)"."""
+        """A repeated event is one row: "Will retry (12 times, last 7 Dec 2026 21:04)"."""
         if event.count > 1 and event.last_at:
-            return f"{event.get_kind_display()} ({event.count} times, last {timezone.localtime(event.last_at):%H:%M})"
+            return (
+                f"{event.get_kind_display()} ({event.count} times, last {formatting.moment(event.last_at)})"
+            )
         return event.get_kind_display()
 
     def has_add_permission(self, request, obj=None):
@@ -222,7 +223,7 @@ class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
 
     @admin.display(description="VAT")
     def vat_display(self, obj: Invoice) -> str:
-        return formatting.money(obj.vat_amount, obj.currency)
+        return formatting.money(obj.vat_amount, obj.currency) or formatting.EMPTY
 
     @admin.display(description="due", ordering="due_date")
     def due_display(self, obj: Invoice):
@@ -261,16 +262,16 @@ class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
         if obj.pdf or obj.remote_id:
             url = reverse("admin:invoices_invoice_pdf", args=[obj.pk])
             links.append(format_html('<a href="{}" class="open-pdf-link" target="_blank">PDF</a>', url))
-        return format_html_join(" ", "{}", ((link,) for link in links)) or "—"
+        return format_html_join(" ", "{}", ((link,) for link in links)) or formatting.EMPTY
 
     @admin.display(description="at the provider")
     def provider_link(self, obj: Invoice):
-        return provider_anchor(obj, obj.payment_link) if obj.payment_link else "—"
+        return provider_anchor(obj, obj.payment_link) if obj.payment_link else formatting.EMPTY
 
     @admin.display(description="PDF")
     def pdf_link(self, obj: Invoice):
         if not obj.pdf and not obj.remote_id:
-            return "—"
+            return formatting.EMPTY
         url = reverse("admin:invoices_invoice_pdf", args=[obj.pk])
         label = "Open PDF" if obj.pdf else "Open PDF (fetched from the provider)"
         return format_html('<a href="{}" class="open-pdf-link" target="_blank">{}</a>', url, label)

@@ -14,9 +14,9 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from integrations.qonto.mappers import paid_on
+from invoices import formatting
 from invoices.models import (
     ActionBatch,
     ActionBatchItem,
@@ -67,7 +67,7 @@ def _record_mark_paid(invoice: Invoice, *, paid_at: datetime, actor) -> bool:
             invoice=invoice,
             kind=InvoiceEvent.Kind.PAYMENT_REQUESTED,
             actor=actor,
-            message=f"Paid on {timezone.localtime(paid_at):%Y-%m-%d %H:%M}.",
+            message=f"Paid on {formatting.payment(provider=invoice.provider, paid_at=paid_at)}.",
         )
     return bool(updated)
 

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat
-from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from invoices import push
+from invoices import formatting, push
 from invoices.models import Invoice, InvoiceStatus, SyncState
 
 logger = logging.getLogger(__name__)
@@ -111,7 +110,7 @@ def _describe(invoice: Invoice, result: push.PushResult) -> str:
         )
     if invoice.sync_state == SyncState.SYNCED:
         if invoice.status == InvoiceStatus.PAID and invoice.paid_at:
-            return f"confirmed by {provider} (paid {timezone.localtime(invoice.paid_at):%Y-%m-%d %H:%M})."
+            return f"confirmed by {provider} (paid {formatting.paid_on(invoice)})."
         return f"confirmed by {provider}."
     if invoice.sync_state == SyncState.LOCAL_DRAFT:
         return "saved as a local draft."

@@ -331,7 +331,7 @@ def test_mark_one_invoice_paid_from_its_page(page, staff, sandbox, shot):
 
     expect(page).to_have_url(re.compile(rf"/admin/invoices/invoice/{invoice.pk}/change/$"))
     expect(page.locator(".messagelist .success")).to_have_text(
-        f"{invoice.number}: confirmed by MijnKlantportaal (paid {moment:%Y-%m-%d} 14:30)."
+        f"{invoice.number}: confirmed by MijnKlantportaal (paid {moment.day} {moment:%b %Y} 14:30)."
     )
     expect(page.locator(".field-status .readonly")).to_have_text("Paid")
     expect(page.get_by_role("link", name="Mark as paid")).to_have_count(0)

@@ -61,7 +61,7 @@ def test_the_button_marks_one_invoice_paid_at_mijnklantportaal(admin_client, mir
     assert invoice.paid_at == datetime(2026, 11, 20, 14, 30, tzinfo=ZoneInfo("Europe/Amsterdam"))
     remote = next(r for r in remote_state(mirrored, "mkp") if r["id"] == invoice.remote_id)
     assert remote["paid"] is True
-    assert any("confirmed by MijnKlantportaal (paid 2026-11-20 14:30)" in m for m in texts(response))
+    assert any("confirmed by MijnKlantportaal (paid 20 Nov 2026 14:30)" in m for m in texts(response))
     assert invoice.events.get(kind=InvoiceEvent.Kind.PAYMENT_REQUESTED).actor == admin_user
     assert invoice.events.get(kind=InvoiceEvent.Kind.MARKED_PAID).actor == admin_user
 

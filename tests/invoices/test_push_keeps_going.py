@@ -14,7 +14,7 @@ from kombu.exceptions import OperationalError as BrokerDown
 from integrations.mkp.client import MijnKlantportaalClient
 from integrations.qonto import mappers as qonto_mappers
 from integrations.sandbox.server import BURST_RETRY_AFTER
-from invoices import tasks
+from invoices import formatting, tasks
 from invoices.admin.invoice import InvoiceAdmin
 from invoices.models import Invoice, InvoiceEvent, InvoiceStatus, Provider, SyncState
 from invoices.push import push_invoices
@@ -249,7 +249,7 @@ def test_repeated_retries_of_one_push_are_one_event_with_a_count(sandbox, admin_
     retry = invoice.events.get(kind=InvoiceEvent.Kind.PUSH_RETRY)
     assert retry.count == 3 and retry.last_at is not None
     page = admin_client.get(reverse("admin:invoices_invoice_change", args=[invoice.pk])).content.decode()
-    assert f"Will retry (3 times, last {timezone.localtime(retry.last_at):%H:%M})" in page
+    assert f"Will retry (3 times, last {formatting.moment(retry.last_at)})" in page
 
 
 # Our own outages ----------------------------------------------------------------------------------
