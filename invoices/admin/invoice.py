@@ -78,6 +78,34 @@ BOOKKEEPING_READONLY = (
     "last_seen_at",
     "created_by",
 )
+#: Bookkeeping only one provider uses: MijnKlantportaal takes a payment moment and a notification
+#: flag, Qonto a payment date.
+PROVIDER_ONLY = {
+    "requested_paid_at": Provider.MKP,
+    "send_notification": Provider.MKP,
+    "requested_paid_on": Provider.QONTO,
+}
+#: Bookkeeping that says something only once it is set (a request, a failure, an author).
+SHOWN_WHEN_SET = (
+    "pending_action",
+    "requested_paid_at",
+    "requested_paid_on",
+    "send_notification",
+    "outcome_unknown",
+    "next_attempt_at",
+    "last_error",
+    "created_by",
+)
+
+
+def bookkeeping_fields(invoice: Invoice) -> tuple[str, ...]:
+    """The bookkeeping shown on an invoice's page: its provider's own fields, and the ones set."""
+    return tuple(
+        name
+        for name in BOOKKEEPING_READONLY
+        if PROVIDER_ONLY.get(name, invoice.provider) == invoice.provider
+        and (name not in SHOWN_WHEN_SET or getattr(invoice, Invoice._meta.get_field(name).attname))
+    )
 
 
 @admin.register(Invoice)
@@ -288,6 +316,15 @@ class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
             ),
             css={"screen": ("admin/css/vendor/select2/select2.css", "admin/css/autocomplete.css")},
         )
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return [
+            (name, {**options, "fields": bookkeeping_fields(obj)} if name == "Sync" else options)
+            for name, options in fieldsets
+        ]
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         if queryset.model is not Invoice:  # the history page pages its log entries

@@ -68,3 +68,29 @@ def test_the_stale_sync_warning_writes_the_moment_in_the_admin_format(settings):
     with time_machine.travel(AT + timedelta(days=2), tick=False):
         warnings = selectors.admin_warnings()
     assert "MijnKlantportaal has not synced successfully since 7 Dec 2026 16:22." in warnings
+
+
+def test_a_mijnklantportaal_page_shows_no_qonto_field_and_no_empty_bookkeeping(admin_client):
+    invoice = InvoiceFactory(provider=Provider.MKP, requested_paid_at=AT, requested_paid_on=AT.date())
+    html = page(admin_client, invoice)
+    assert "field-requested_paid_at" in html and "field-sync_state" in html and "field-attempts" in html
+    for hidden in (
+        "field-requested_paid_on",
+        "field-last_error",
+        "field-next_attempt_at",
+        "field-created_by",
+    ):
+        assert hidden not in html
+    assert "Payment date asked for at Qonto" not in html
+
+
+def test_a_qonto_page_shows_its_payment_date_and_what_went_wrong(admin_client):
+    invoice = InvoiceFactory(
+        provider=Provider.QONTO,
+        requested_paid_at=AT,
+        requested_paid_on=AT.date(),
+        last_error="Qonto said no.",
+    )
+    html = page(admin_client, invoice)
+    assert "field-requested_paid_on" in html and "Qonto said no." in html
+    assert "field-requested_paid_at" not in html and "field-send_notification" not in html
