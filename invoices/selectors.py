@@ -149,12 +149,28 @@ def batch_progress(batch: ActionBatch) -> BatchProgress:
 
 def batch_rows(batch: ActionBatch) -> list[dict]:
     """Per invoice of a bulk action: what happened so far, in words; failures first."""
-    rows = []
     items = batch.items.select_related("invoice__customer").order_by("invoice__number", "pk")
-    for item in items:
-        outcome, css = _row_outcome(batch, item)
-        rows.append({"invoice": item.invoice, "outcome": outcome, "css": css})
-    return sorted(rows, key=lambda row: row["css"] != "failed")
+    return sorted((_row(batch, item) for item in items), key=lambda row: row["css"] != "failed")
+
+
+#: How many rows of a bulk action one poll of its page reads at most.
+BATCH_ROWS_PER_POLL = 200
+
+
+def batch_rows_after(batch: ActionBatch, *, after: int) -> tuple[list[dict], int | None]:
+    """Up to :data:`BATCH_ROWS_PER_POLL` rows of a bulk action, in the order of their item ids after
+    ``after``, and the id to read on from (None when these were the last)."""
+    items = list(
+        batch.items.select_related("invoice").filter(pk__gt=after).order_by("pk")[: BATCH_ROWS_PER_POLL + 1]
+    )
+    more = len(items) > BATCH_ROWS_PER_POLL
+    items = items[:BATCH_ROWS_PER_POLL]
+    return [_row(batch, item) for item in items], (items[-1].pk if more else None)
+
+
+def _row(batch: ActionBatch, item) -> dict:
+    outcome, css = _row_outcome(batch, item)
+    return {"item": item.pk, "invoice": item.invoice, "outcome": outcome, "css": css}
 
 
 def _row_outcome(batch: ActionBatch, item) -> tuple[str, str]:

@@ -73,10 +73,17 @@ class ActionBatchAdmin(ReadOnlyAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def status_view(self, request, pk: int):
-        """The batch's figures as JSON, for its page to update itself in place."""
+        """The batch's figures as JSON, for its page to update itself in place; with ``?after=<item
+        id>``, also the outcome of the next rows (``rows``) and where to read on (``next_after``)."""
         self.require(self.has_view_permission(request))
         batch = get_object_or_404(ActionBatch, pk=pk)
-        return JsonResponse(selectors.batch_progress(batch).as_json())
+        status = selectors.batch_progress(batch).as_json()
+        after = request.GET.get("after", "")
+        if after.isdigit():
+            rows, next_after = selectors.batch_rows_after(batch, after=int(after))
+            status["rows"] = [{key: row[key] for key in ("item", "outcome", "css")} for row in rows]
+            status["next_after"] = next_after
+        return JsonResponse(status)
 
 
 @admin.register(SyncRun)

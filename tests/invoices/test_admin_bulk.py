@@ -7,12 +7,13 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from integrations import errors
-from invoices import tasks
+from invoices import selectors, tasks
 from invoices.models import ActionBatch, ActionBatchItem, Invoice, InvoiceStatus, Provider, SyncState
 from invoices.push import push_invoices
 from invoices.selectors import BatchProgress
 from invoices.services.refresh import actionbatch_refresh, invoices_bulk_refresh
 from invoices.sync import MODE_FULL, refresh, sync_provider
+from tests.factories import InvoiceFactory
 from tests.invoices.helpers import seed
 
 pytestmark = pytest.mark.django_db
@@ -200,3 +201,33 @@ def test_the_page_polls_without_any_file_from_outside(admin_client, admin_user):
     assert '<meta http-equiv="refresh"' not in page
     assert reverse("admin:invoices_actionbatch_status", args=[batch.pk]) in page
     assert "<script>" in page and "https://" not in page.split("<script>")[1]
+
+
+def test_the_status_also_says_how_each_row_ended_a_page_of_rows_at_a_time(
+    admin_client, admin_user, monkeypatch
+):
+    monkeypatch.setattr(selectors, "BATCH_ROWS_PER_POLL", 2)
+    batch = ActionBatch.objects.create(kind=ActionBatch.Kind.MARK_PAID, actor=admin_user)
+    invoices = [
+        InvoiceFactory(sync_state=SyncState.SYNCED),
+        InvoiceFactory(sync_state=SyncState.PENDING, pending_action="mark_paid"),
+        InvoiceFactory(sync_state=SyncState.FAILED, pending_action="mark_paid", last_error="Refused."),
+    ]
+    items = [ActionBatchItem.objects.create(batch=batch, invoice=i, queued=True) for i in invoices]
+    url = reverse("admin:invoices_actionbatch_status", args=[batch.pk])
+
+    first = admin_client.get(url, {"after": 0}).json()
+    assert first["text"] == "2 of 3 done, 1 failed"
+    assert first["rows"] == [
+        {"item": items[0].pk, "outcome": "done", "css": "done"},
+        {"item": items[1].pk, "outcome": "in progress", "css": "pending"},
+    ]
+    assert first["next_after"] == items[1].pk
+    rest = admin_client.get(url, {"after": first["next_after"]}).json()
+    assert rest["rows"] == [{"item": items[2].pk, "outcome": "failed: Refused.", "css": "failed"}]
+    assert rest["next_after"] is None
+    assert "rows" not in admin_client.get(url).json()  # the figures alone, as before
+
+    page = batch_page(admin_client, batch)
+    for item in items:  # the rows the script updates in place
+        assert f'data-item="{item.pk}"' in page
