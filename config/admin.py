@@ -12,6 +12,9 @@ from invoices import dashboard, formatting, selectors
 
 
 class BackOfficeAdminSite(admin.AdminSite):
+    site_header = "Invoice back-office"
+    site_title = "Invoice back-office"
+    index_title = "Dashboard"
     index_template = "admin/dashboard/index.html"
     # The list's key columns need the width at 1366 px; the breadcrumbs and the index lead
     # everywhere the sidebar did.

@@ -402,7 +402,9 @@ class ActionBatch(models.Model):
         verbose_name_plural = "action batches"
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} by {self.actor} at {timezone.localtime(self.created_at):%Y-%m-%d %H:%M}"
+        from invoices.formatting import moment  # it imports this module
+
+        return f"{self.get_kind_display()} by {self.actor} at {moment(self.created_at)}"
 
 
 class ActionBatchItem(models.Model):

@@ -240,22 +240,25 @@ def invoices_import_qonto(*, files: list[tuple[str, bytes]], actor, send: bool) 
     the upload, or a file uploaded before, makes no new row and no new file: its result says
     where the invoice is."""
     results: list[FileResult] = []
-    first_of: dict[str, str] = {}
+    first_of: dict[str, int] = {}  # a file's checksum -> the index of its first result
+    repeats: list[tuple[int, int]] = []  # (a repeated file's result, its first file's result)
     created: list[tuple[int, Invoice]] = []
     for name, content in files:
         try:
             sha256 = check_pdf(name=name, content=content)
             if sha256 in first_of:
                 done = "imported once" if send else "kept once"
+                first = first_of[sha256]
+                repeats.append((len(results), first))
                 results.append(
                     FileResult(
                         name,
                         FileResult.SAME_FILE,
-                        f"{name} is the same file as {first_of[sha256]} in this upload: it was {done}.",
+                        f"{name} is the same file as {results[first].name} in this upload: it was {done}.",
                     )
                 )
                 continue
-            first_of[sha256] = name
+            first_of[sha256] = len(results)
             invoice = invoice_create_draft(
                 provider=Provider.QONTO, pdf_name=name, pdf_content=content, actor=actor
             )
@@ -271,4 +274,6 @@ def invoices_import_qonto(*, files: list[tuple[str, bytes]], actor, send: bool) 
         sent = invoices_create_and_send(invoices=[i for _, i in created], actor=actor)
         for (index, _), outcome in zip(created, sent, strict=True):
             results[index] = FileResult(results[index].name, outcome.outcome, outcome.text, outcome.invoice)
+    for repeat, first in repeats:  # a repeated file links to the invoice its first copy became
+        results[repeat].invoice = results[first].invoice
     return results

@@ -7,7 +7,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from integrations import errors
-from invoices import selectors, tasks
+from invoices import formatting, selectors, tasks
 from invoices.models import ActionBatch, ActionBatchItem, Invoice, InvoiceStatus, Provider, SyncState
 from invoices.push import push_invoices
 from invoices.selectors import BatchProgress
@@ -231,3 +231,11 @@ def test_the_status_also_says_how_each_row_ended_a_page_of_rows_at_a_time(
     page = batch_page(admin_client, batch)
     for item in items:  # the rows the script updates in place
         assert f'data-item="{item.pk}"' in page
+
+
+def test_the_batch_page_leads_back_through_the_action_batches(admin_client, admin_user):
+    batch = ActionBatch.objects.create(kind=ActionBatch.Kind.MARK_PAID, actor=admin_user)
+    page = batch_page(admin_client, batch)
+    crumbs = page[page.index('class="breadcrumbs"') : page.index("</div>", page.index('class="breadcrumbs"'))]
+    assert f'href="{reverse("admin:invoices_actionbatch_changelist")}">Action batches</a>' in crumbs
+    assert str(batch) in crumbs and str(batch).endswith(f" at {formatting.moment(batch.created_at)}")

@@ -250,6 +250,13 @@ def test_sync_health_and_warnings(viewer_client, book):
     assert all(warning in html for warning in warnings)
 
 
+def test_the_admin_is_branded_as_the_back_office(viewer_client):
+    html = viewer_client.get(INDEX).content.decode()
+    assert "<title>Dashboard | Invoice back-office</title>" in html
+    assert '<a href="/admin/">Invoice back-office</a>' in html
+    assert "Django administration" not in html and "Django site admin" not in html
+
+
 def test_who_sees_the_figures(client, django_user_model, book):
     client.force_login(staff(django_user_model, "nora", perms=("invoices.view_customer",)))
     response = client.get(INDEX)
