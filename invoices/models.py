@@ -9,6 +9,7 @@ pushed by a task after commit.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
@@ -92,6 +93,14 @@ MIRRORED_FIELDS = (
     "attachment_id",
     "raw",
 )
+
+
+def _moment(value: datetime) -> str:
+    """A moment as the admin writes it ("7 Dec 2026 16:22"); ``invoices.formatting`` imports this
+    module, so it is imported when first used."""
+    from invoices.formatting import moment
+
+    return moment(value)
 
 
 class Invoice(models.Model):
@@ -272,7 +281,7 @@ class InvoiceEvent(models.Model):
         ordering = ["-at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} at {timezone.localtime(self.at):%Y-%m-%d %H:%M}"
+        return f"{self.get_kind_display()} at {_moment(self.at)}"
 
 
 class SyncRun(models.Model):
@@ -306,9 +315,7 @@ class SyncRun(models.Model):
         permissions = [("run_sync", "Can start a sync by hand")]
 
     def __str__(self) -> str:
-        return (
-            f"{self.get_provider_display()} {self.kind} {timezone.localtime(self.started_at):%Y-%m-%d %H:%M}"
-        )
+        return f"{self.get_provider_display()} {self.kind} {_moment(self.started_at)}"
 
 
 class SyncProblem(models.Model):
@@ -402,9 +409,7 @@ class ActionBatch(models.Model):
         verbose_name_plural = "action batches"
 
     def __str__(self) -> str:
-        from invoices.formatting import moment  # it imports this module
-
-        return f"{self.get_kind_display()} by {self.actor} at {moment(self.created_at)}"
+        return f"{self.get_kind_display()} by {self.actor} at {_moment(self.created_at)}"
 
 
 class ActionBatchItem(models.Model):

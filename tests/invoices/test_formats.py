@@ -94,3 +94,13 @@ def test_a_qonto_page_shows_its_payment_date_and_what_went_wrong(admin_client):
     html = page(admin_client, invoice)
     assert "field-requested_paid_on" in html and "Qonto said no." in html
     assert "field-requested_paid_at" not in html and "field-send_notification" not in html
+
+
+def test_records_are_named_with_the_admin_moment():
+    invoice = InvoiceFactory()
+    event = InvoiceEvent.objects.create(invoice=invoice, kind=InvoiceEvent.Kind.PAYMENT_REQUESTED)
+    InvoiceEvent.objects.filter(pk=event.pk).update(at=AT)
+    event.refresh_from_db()
+    run = SyncRun.objects.create(provider=Provider.MKP, kind="quick", started_at=AT)
+    assert str(event).endswith(" at 7 Dec 2026 16:22")
+    assert str(run) == "MijnKlantportaal quick 7 Dec 2026 16:22"
