@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from invoices.models import ActionBatch, Customer, Invoice, InvoiceStatus, Provider, SyncRun, SyncState
 from invoices.providers import is_configured
+from invoices.webhooks.health import webhooks_silent_warnings
 
 
 def outstanding_q() -> Q:
@@ -84,7 +85,7 @@ def admin_warnings() -> list[str]:
             since = f"since {timezone.localtime(last_ok):%Y-%m-%d %H:%M}" if last_ok else "yet"
             reason = f" Last error: {last_failed.error}" if last_failed else ""
             warnings.append(f"{provider.label} has not synced successfully {since}.{reason}")
-    return warnings
+    return warnings + webhooks_silent_warnings()
 
 
 @dataclass(frozen=True)
