@@ -206,6 +206,8 @@ QONTO_REFRESH_TOKEN = env.str("QONTO_REFRESH_TOKEN", default="")
 QONTO_CLIENT_ID = env.str("QONTO_CLIENT_ID", default="")
 QONTO_CLIENT_SECRET = env.str("QONTO_CLIENT_SECRET", default="")
 QONTO_TOKEN_URL = env.str("QONTO_TOKEN_URL", default="https://oauth.qonto.com/oauth2/token")
+# Where "Connect Qonto" sends the staff member to consent (OAuth authorization code flow).
+QONTO_AUTHORIZE_URL = env.str("QONTO_AUTHORIZE_URL", default="https://oauth.qonto.com/oauth2/auth")
 QONTO_STAGING_TOKEN = env.str("QONTO_STAGING_TOKEN", default="")
 
 # Sync and push behaviour -----------------------------------------------------------------------
@@ -243,9 +245,13 @@ SYNC_RETRY_FAILED_SECONDS = env.int("SYNC_RETRY_FAILED_SECONDS", default=60)
 # A delivery larger than this is answered 413 unread (the providers send small JSON events).
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 # This site's public https:// address as the providers reach it (https://backoffice.example.com):
-# registering MijnKlantportaal's webhooks without --url uses <this>/webhooks/mkp/.
+# registering the webhooks without --url uses <this>/webhooks/mkp/ and <this>/webhooks/qonto/.
+# Plain http:// only for this machine (127.0.0.1, localhost), as bin/run does.
 WEBHOOK_BASE_URL = env.str("WEBHOOK_BASE_URL", default="")
 # A MijnKlantportaal delivery without an event id is a repeat when the same body came this recently.
 WEBHOOK_DEDUPE_WINDOW_SECONDS = env.int("WEBHOOK_DEDUPE_WINDOW_SECONDS", default=600)
 # Processing that fails in a way that may pass (the provider down) is tried this often.
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+# The admin warns when a provider with webhook subscriptions sent no verified delivery for this
+# long while the syncs of that time still found changes.
+WEBHOOK_SILENT_AFTER_MINUTES = env.int("WEBHOOK_SILENT_AFTER_MINUTES", default=60)

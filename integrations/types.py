@@ -58,6 +58,21 @@ class RemoteWebhook:
     url: str
     secret: str = field(default="", repr=False)
 
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return (self.event_type,)
+
+
+@dataclass(frozen=True)
+class RemoteSubscription:
+    """A Qonto webhook subscription: one or more event types sent to one URL. Qonto shows the
+    secret only in the answer that created it; listed subscriptions have none."""
+
+    remote_id: str
+    event_types: tuple[str, ...]
+    url: str
+    secret: str = field(default="", repr=False)
+
 
 @dataclass(frozen=True)
 class PdfFile:

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from invoices.models import Invoice, InvoiceStatus, Provider, SyncProblem, SyncRun, SyncState
 from invoices.selectors import AGING_BUCKETS, aging_days_q, outstanding_q, overdue_q
+from invoices.webhooks.health import webhooks_last_verified
 
 EUR = "EUR"
 ZERO = Decimal("0.00")
@@ -79,6 +80,7 @@ class SyncHealth:
     stale: bool
     failed_pushes: Figure
     open_problems: Figure
+    last_webhook: datetime | None = None
 
 
 @dataclass
@@ -275,8 +277,8 @@ def _top_customers(today: date) -> list[tuple[str, str, Figure]]:
 
 
 def _sync_health() -> list[SyncHealth]:
-    """Per provider: the last successful sync (one query each), failed pushes and open quarantined
-    records (one query each for all providers)."""
+    """Per provider: the last successful sync (one query each), failed pushes, open quarantined
+    records and the last verified webhook delivery (one query each for all providers)."""
     failed = {
         row["provider"]: row["n"]
         for row in Invoice.objects.filter(sync_state=SyncState.FAILED)
@@ -292,6 +294,7 @@ def _sync_health() -> list[SyncHealth]:
         .order_by()
     }
     stale_before = timezone.now() - timedelta(minutes=settings.SYNC_STALE_AFTER_MINUTES)
+    last_webhooks = webhooks_last_verified()
     health = []
     for provider in Provider:
         last = (
@@ -315,6 +318,7 @@ def _sync_health() -> list[SyncHealth]:
                     params=_params(provider.value, open="yes"),
                     model="syncproblem",
                 ),
+                last_webhook=last_webhooks.get(provider.value),
             )
         )
     return health

@@ -45,7 +45,17 @@ class DatabaseTokenStore:
 def is_configured(provider: str) -> bool:
     if provider == Provider.MKP:
         return bool(settings.MKP_API_KEY)
-    return bool((settings.QONTO_LOGIN and settings.QONTO_SECRET_KEY) or settings.QONTO_ACCESS_TOKEN)
+    return bool(
+        (settings.QONTO_LOGIN and settings.QONTO_SECRET_KEY)
+        or settings.QONTO_ACCESS_TOKEN
+        or qonto_connected()
+    )
+
+
+def qonto_connected() -> bool:
+    """Tokens from "Connect Qonto" (or renewed ones) are in the shared store."""
+    tokens = DatabaseTokenStore(Provider.QONTO).load() or {}
+    return bool(tokens.get("access_token") or tokens.get("refresh_token"))
 
 
 def client_for(provider: str, *, max_wait: float = 2.0, priority: str = STAFF):

@@ -17,6 +17,7 @@ from django.utils import timezone
 from invoices import formatting
 from invoices.models import ActionBatch, Customer, Invoice, InvoiceStatus, Provider, SyncRun, SyncState
 from invoices.providers import is_configured
+from invoices.webhooks.health import webhooks_silent_warnings
 
 
 def outstanding_q() -> Q:
@@ -85,7 +86,7 @@ def admin_warnings() -> list[str]:
             since = f"since {formatting.moment(last_ok)}" if last_ok else "yet"
             reason = f" Last error: {last_failed.error}" if last_failed else ""
             warnings.append(f"{provider.label} has not synced successfully {since}.{reason}")
-    return warnings
+    return warnings + webhooks_silent_warnings()
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,11 @@ class MijnKlantportaalClient(BaseClient):
         data = self.request("POST", "webhooks", json={"url": url, "type": event_type})
         return mappers.webhook_from_payload(data)
 
+    def delete_webhook(self, webhook_id: str) -> None:
+        """``DELETE /webhooks/{id}`` (not in MijnKlantportaal's documentation, which lists no way to
+        remove a record; assumed as the sandbox serves it)."""
+        self.request("DELETE", _path("webhooks", webhook_id), expect_json=False)
+
     # Helpers -------------------------------------------------------------------------------------
     @staticmethod
     def _iter_pages(fetch: Callable[[int], Page[T]], start_page: int) -> Iterator[Page[T]]:

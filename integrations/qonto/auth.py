@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
@@ -20,6 +21,7 @@ from integrations.breaker import fingerprint
 
 PROVIDER = "qonto"
 DEFAULT_TOKEN_URL = "https://oauth.qonto.com/oauth2/token"
+DEFAULT_AUTHORIZE_URL = "https://oauth.qonto.com/oauth2/auth"
 #: Renew the access token when it expires within this margin (Qonto: "proactive refresh").
 REFRESH_MARGIN = timedelta(minutes=5)
 #: Qonto's access tokens live one hour; used when the answer leaves ``expires_in`` out.
@@ -59,6 +61,11 @@ class Tokens:
 
 class TokenRefreshRefused(errors.ProviderConfigurationError):
     """The token service refused the refresh token or the client credentials."""
+
+
+class AuthorizationRefused(errors.ProviderConfigurationError):
+    """The token service refused an authorization code (used, expired, for another redirect
+    address) or our client credentials."""
 
 
 class TokenServiceUnavailable(errors.ProviderError):
@@ -175,58 +182,126 @@ class OAuthTokens:
         return renewed
 
     def _post(self, session: requests.Session, form: dict, timeout: tuple[float, float]) -> requests.Response:
-        try:
-            return session.post(
-                self.token_url, data=form, headers={"Accept": "application/json"}, timeout=timeout
-            )
-        except requests.Timeout as exc:
-            raise TokenServiceUnavailable("Qonto's token service did not answer in time.") from exc
-        except requests.ConnectionError as exc:
-            raise TokenServiceUnavailable("The connection to Qonto's token service failed.") from exc
+        return _post_form(session, self.token_url, form, timeout)
 
     def _parse(self, response: requests.Response, tokens: Tokens) -> Tokens:
-        status = response.status_code
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        body = body if isinstance(body, dict) else {}
-        if status in (400, 401):
-            code = str(body.get("error") or f"HTTP {status}")
-            raise TokenRefreshRefused(
-                f"Qonto refused to renew the access token ({code}). Connect the Qonto account again.",
-                provider=PROVIDER,
-                status_code=status,
-            )
-        if status == 429:
-            raise errors.ProviderRateLimited(
-                "Qonto's token service asks us to slow down.",
-                retry_after=retry_after_seconds(response),
-                provider=PROVIDER,
-                status_code=status,
-            )
-        if status >= 500:
-            raise TokenServiceUnavailable(
-                f"Qonto's token service had an internal error (HTTP {status}).", status_code=status
-            )
-        if status >= 300:
-            raise errors.ProviderError(
-                f"Unexpected answer from Qonto's token service (HTTP {status}).",
-                provider=PROVIDER,
-                status_code=status,
-            )
-        access_token = body.get("access_token")
-        if not isinstance(access_token, str) or not access_token:
-            raise TokenServiceUnavailable(
-                "Qonto's token service answered without an access token.", status_code=status
-            )
-        try:
-            lifetime = int(body.get("expires_in") or DEFAULT_LIFETIME)
-        except (TypeError, ValueError):
-            lifetime = DEFAULT_LIFETIME
-        return Tokens(
-            access_token=access_token,
-            # Qonto rotates refresh tokens; keep the old one only if the answer carries none.
-            refresh_token=str(body.get("refresh_token") or tokens.refresh_token),
-            expires_at=datetime.now(UTC) + timedelta(seconds=lifetime),
+        return _tokens_from_answer(
+            response,
+            refused=TokenRefreshRefused,
+            refused_message="Qonto refused to renew the access token ({code}). Connect the Qonto account again.",
+            previous_refresh_token=tokens.refresh_token,
         )
+
+
+# The authorization code grant ("Connect Qonto") ------------------------------------------------
+def authorize_url(
+    *, authorize_url: str, client_id: str, redirect_uri: str, scopes: tuple[str, ...], state: str
+) -> str:
+    """Where to send the staff member's browser to let Qonto ask for consent."""
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": " ".join(scopes),
+            "state": state,
+        },
+        quote_via=quote,
+    )
+    separator = "&" if urlsplit(authorize_url).query else "?"
+    return f"{authorize_url}{separator}{query}"
+
+
+def exchange_code(
+    *,
+    code: str,
+    redirect_uri: str,
+    client_id: str,
+    client_secret: str,
+    token_url: str = DEFAULT_TOKEN_URL,
+    timeout: tuple[float, float] = (5.0, 30.0),
+    session: requests.Session | None = None,
+) -> Tokens:
+    """Trade the code Qonto sent back to ``redirect_uri`` for tokens (``grant_type=authorization_code``).
+
+    Raises :class:`AuthorizationRefused` when Qonto refuses the code or our client credentials
+    (``invalid_grant``, ``invalid_client``), :class:`TokenServiceUnavailable` when the token service
+    cannot be reached in ``timeout`` or fails. A code is used once, so nothing is retried.
+    """
+    form = {
+        "grant_type": "authorization_code",
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "code": code,
+        "redirect_uri": redirect_uri,
+    }
+    session = session or requests.Session()
+    response = _post_form(session, token_url, form, timeout)
+    return _tokens_from_answer(
+        response,
+        refused=AuthorizationRefused,
+        refused_message="Qonto refused the authorization ({code}). Start Connect Qonto again.",
+    )
+
+
+def _post_form(
+    session: requests.Session, url: str, form: dict, timeout: tuple[float, float]
+) -> requests.Response:
+    try:
+        return session.post(url, data=form, headers={"Accept": "application/json"}, timeout=timeout)
+    except requests.Timeout as exc:
+        raise TokenServiceUnavailable("Qonto's token service did not answer in time.") from exc
+    except requests.ConnectionError as exc:
+        raise TokenServiceUnavailable("The connection to Qonto's token service failed.") from exc
+
+
+def _tokens_from_answer(
+    response: requests.Response,
+    *,
+    refused: type[errors.ProviderError],
+    refused_message: str,
+    previous_refresh_token: str = "",
+) -> Tokens:
+    """The tokens of a token service answer, or a typed error. ``refused_message`` names the
+    OAuth error code as ``{code}``; the answer's own description is never shown (it may echo input)."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    body = body if isinstance(body, dict) else {}
+    if status in (400, 401):
+        code = str(body.get("error") or f"HTTP {status}")[:64]
+        raise refused(refused_message.format(code=code), provider=PROVIDER, status_code=status)
+    if status == 429:
+        raise errors.ProviderRateLimited(
+            "Qonto's token service asks us to slow down.",
+            retry_after=retry_after_seconds(response),
+            provider=PROVIDER,
+            status_code=status,
+        )
+    if status >= 500:
+        raise TokenServiceUnavailable(
+            f"Qonto's token service had an internal error (HTTP {status}).", status_code=status
+        )
+    if status >= 300:
+        raise errors.ProviderError(
+            f"Unexpected answer from Qonto's token service (HTTP {status}).",
+            provider=PROVIDER,
+            status_code=status,
+        )
+    access_token = body.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise TokenServiceUnavailable(
+            "Qonto's token service answered without an access token.", status_code=status
+        )
+    try:
+        lifetime = int(body.get("expires_in") or DEFAULT_LIFETIME)
+    except (TypeError, ValueError):
+        lifetime = DEFAULT_LIFETIME
+    return Tokens(
+        access_token=access_token,
+        # Qonto rotates refresh tokens; keep the old one only if the answer carries none.
+        refresh_token=str(body.get("refresh_token") or previous_refresh_token),
+        expires_at=datetime.now(UTC) + timedelta(seconds=lifetime),
+    )

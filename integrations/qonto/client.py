@@ -9,6 +9,7 @@ fingerprint of the credentials, shared by every worker: Qonto throttles an IP af
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -28,12 +29,21 @@ from integrations.qonto.auth import (
     api_key_header,
 )
 from integrations.ratelimit import Window
-from integrations.types import Page, PdfFile, RemoteCustomer, RemoteInvoice
+from integrations.types import Page, PdfFile, RemoteCustomer, RemoteInvoice, RemoteSubscription
 
 DEFAULT_BASE_URL = "https://thirdparty.qonto.com"
 SANDBOX_BASE_URL = "https://thirdparty-sandbox.staging.qonto.co"
 
 T = TypeVar("T")
+
+#: What a webhook subscription is about: client invoices and clients, the objects we mirror.
+WEBHOOK_TYPES = ("v1/client-invoices", "v1/clients")
+
+
+class OAuthRequired(errors.ProviderConfigurationError):
+    """An endpoint Qonto serves to OAuth tokens only (webhook subscriptions), with no OAuth token
+    stored or configured: the account must be connected first."""
+
 
 PAUSED_MESSAGE = (
     "Qonto refused our credentials (HTTP 401), so calls are paused until the credentials are changed. "
@@ -280,3 +290,42 @@ class QontoClient(BaseClient):
 
     def get_client(self, client_id: str) -> RemoteCustomer:
         return mappers.customer_from_payload(self.request("GET", f"/v2/clients/{_quote(client_id)}"))
+
+    # Webhook subscriptions (OAuth only, scope ``webhook``) -----------------------------------------
+    def _require_oauth(self) -> None:
+        if self._oauth_tokens() is None:
+            raise OAuthRequired(
+                "Qonto's webhook subscriptions need the account connected through OAuth, and it is not: "
+                "Connect Qonto first.",
+                provider=self.provider,
+            )
+
+    def list_webhook_subscriptions(self, *, page: int = 1, per_page: int = 100) -> Page[RemoteSubscription]:
+        self._require_oauth()
+        data = self.request("GET", "/v2/webhook_subscriptions", params=self._paging(page, per_page))
+        return mappers.subscriptions_page_from_payload(data, page)
+
+    def iter_webhook_subscriptions(self) -> Iterator[Page[RemoteSubscription]]:
+        return self._pages(self.list_webhook_subscriptions)
+
+    def create_webhook_subscription(
+        self, *, url: str, types: list[str], secret: str | None = None, description: str = ""
+    ) -> RemoteSubscription:
+        """``POST /v2/webhook_subscriptions``; without ``secret`` Qonto generates one. The answer is
+        the only place Qonto ever shows the secret."""
+        self._require_oauth()
+        body: dict[str, Any] = {"callback_url": url, "types": list(types)}
+        if secret is not None:
+            body["secret"] = secret
+        if description:
+            body["description"] = description
+        subscription = mappers.subscription_from_payload(
+            self.request("POST", "/v2/webhook_subscriptions", json=body)
+        )
+        if secret is not None and not subscription.secret:
+            subscription = replace(subscription, secret=secret)
+        return subscription
+
+    def delete_webhook_subscription(self, subscription_id: str) -> None:
+        self._require_oauth()
+        self.request("DELETE", f"/v2/webhook_subscriptions/{_quote(subscription_id)}", expect_json=False)

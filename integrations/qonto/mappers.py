@@ -29,6 +29,7 @@ from integrations.types import (
     PdfFile,
     RemoteCustomer,
     RemoteInvoice,
+    RemoteSubscription,
 )
 
 PROVIDER = "qonto"
@@ -290,6 +291,27 @@ def invoices_page_from_payload(data: Any, page: int) -> Page[RemoteInvoice]:
 
 def customers_page_from_payload(data: Any, page: int) -> Page[RemoteCustomer]:
     return _page(data, "clients", page, customer_from_payload)
+
+
+def subscription_from_payload(data: Any) -> RemoteSubscription:
+    """A webhook subscription, bare or wrapped in ``{"webhook_subscription": {...}}``."""
+    record, subscription = _record(data, "webhook_subscription", "webhook subscription")
+    types = subscription.get("types")
+    if not isinstance(types, list) or not types:
+        raise record.error("types", types, "types is not a list of event types")
+    return RemoteSubscription(
+        remote_id=record.identifier("id", subscription.get("id"), required=True),
+        event_types=tuple(record.text("types", value, limit=64) for value in types),
+        url=record.url("callback_url", subscription.get("callback_url")),
+        secret=record.text("secret", subscription.get("secret")),
+    )
+
+
+def subscriptions_page_from_payload(data: Any, page: int) -> Page[RemoteSubscription]:
+    """Qonto's reference names the list ``subscriptions``, its TypeScript client reads
+    ``webhook_subscriptions``: either is accepted."""
+    key = "subscriptions" if isinstance(data, dict) and "subscriptions" in data else "webhook_subscriptions"
+    return _page(data, key, page, subscription_from_payload)
 
 
 def imported_invoices_from_payload(data: Any) -> list[tuple[str, str]]:

@@ -60,6 +60,13 @@ URLS: dict[str, tuple[str | None, str | None]] = {
     "invoices_syncrun_sync_now": ("invoices.run_sync", "invoices.run_sync"),
     "invoices_actionbatch_status": ("invoices.view_actionbatch", "invoices.view_actionbatch"),
     "invoices_webhooksubscription_register_mkp": ("invoices.manage_webhooks", "invoices.manage_webhooks"),
+    "invoices_webhooksubscription_register_qonto": ("invoices.manage_webhooks", "invoices.manage_webhooks"),
+    "invoices_webhooksubscription_refresh": ("invoices.manage_webhooks", "invoices.manage_webhooks"),
+    "invoices_webhooksubscription_connect_qonto": ("invoices.manage_webhooks", "invoices.manage_webhooks"),
+    "invoices_webhooksubscription_connect_qonto_done": (
+        "invoices.manage_webhooks",
+        "invoices.manage_webhooks",
+    ),
 }
 for _model in ("customer", "actionbatch", "syncrun", "syncproblem", "webhookdelivery", "webhooksubscription"):
     _view = f"invoices.view_{_model}"
@@ -71,6 +78,15 @@ for _model in ("customer", "actionbatch", "syncrun", "syncproblem", "webhookdeli
         f"invoices_{_model}_delete": (NOBODY, NOBODY),
         f"invoices_{_model}_redirect": (STAFF, STAFF),
     }
+
+# The pages of one model without an object in their address.
+WITHOUT_ARGUMENTS = {
+    "invoices_webhooksubscription_register_mkp",
+    "invoices_webhooksubscription_register_qonto",
+    "invoices_webhooksubscription_refresh",
+    "invoices_webhooksubscription_connect_qonto",
+    "invoices_webhooksubscription_connect_qonto_done",
+}
 
 # What each action of the invoice list needs.
 ACTIONS = {
@@ -195,6 +211,8 @@ def post_data(url_name: str, world: World) -> dict:
         return {"provider": "mkp", "mode": "quick"}
     if url_name == "invoices_webhooksubscription_register_mkp":
         return {"url": "https://bo.example.com/webhooks/mkp/"}
+    if url_name == "invoices_webhooksubscription_register_qonto":
+        return {"url": "https://bo.example.com/webhooks/qonto/"}
     if url_name.endswith("_delete"):
         return {"post": "yes"}
     if url_name.endswith("_change"):
@@ -290,7 +308,7 @@ def test_every_url_allows_exactly_the_users_with_its_permission(
     for name in sorted(discovered_urls()):
         args = (
             []
-            if name.endswith(("_changelist", "_add", "_sync_now", "_register_mkp"))
+            if name.endswith(("_changelist", "_add", "_sync_now")) or name in WITHOUT_ARGUMENTS
             else [world.target(name).pk]
         )
         if name.endswith("_redirect"):

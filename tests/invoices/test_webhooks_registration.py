@@ -8,7 +8,7 @@ from responses import matchers
 
 from integrations.mkp.client import MijnKlantportaalClient
 from invoices.models import Provider, WebhookSubscription
-from invoices.webhooks.registration import MKP_EVENT_TYPES, webhooks_register_mkp
+from invoices.webhooks.registration import MKP_EVENT_TYPES, webhooks_register
 from tests.integrations.test_mkp_webhooks_client import WEBHOOKS, page, record
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +49,7 @@ def test_register_creates_only_what_is_missing_and_keeps_the_secrets(mkp):
         ),
     )
     creates = _creates()
-    result = webhooks_register_mkp(url=URL, client=mkp)
+    result = webhooks_register(provider=Provider.MKP, url=URL, client=mkp)
     assert result.kept == ["invoice-paid"]
     assert sorted(result.created) == sorted(set(MKP_EVENT_TYPES) - {"invoice-paid"})
     assert [c.call_count for c in creates] == [1, 0, 1, 1, 1, 1]  # invoice-paid is the second type
@@ -66,7 +66,7 @@ def test_register_again_creates_nothing(mkp):
     records = [record(number, t, URL) for number, t in enumerate(MKP_EVENT_TYPES, start=1)]
     responses.get(WEBHOOKS, json=page(records, 1, None))
     creates = _creates()
-    result = webhooks_register_mkp(url=URL, client=mkp)
+    result = webhooks_register(provider=Provider.MKP, url=URL, client=mkp)
     assert result.created == [] and len(result.kept) == 6
     assert sum(c.call_count for c in creates) == 0
     assert WebhookSubscription.objects.count() == 6
@@ -76,15 +76,15 @@ def test_register_again_creates_nothing(mkp):
 def test_a_provider_error_is_a_plain_validation_error(mkp):
     responses.get(WEBHOOKS, json={"message": "Unauthenticated."}, status=401)
     with pytest.raises(ValidationError, match="MKP_API_KEY"):
-        webhooks_register_mkp(url=URL, client=mkp)
+        webhooks_register(provider=Provider.MKP, url=URL, client=mkp)
 
 
 def test_an_address_is_required(settings):
     settings.WEBHOOK_BASE_URL = ""
     with pytest.raises(ValidationError, match="WEBHOOK_BASE_URL"):
-        webhooks_register_mkp()
+        webhooks_register(provider=Provider.MKP)
     with pytest.raises(ValidationError, match="not a web address"):
-        webhooks_register_mkp(url="webhooks please")
+        webhooks_register(provider=Provider.MKP, url="webhooks please")
 
 
 @responses.activate
