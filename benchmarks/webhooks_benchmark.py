@@ -102,14 +102,19 @@ class Process:
             )
 
     def wait_until(self, ready, what: str, timeout: float = 60) -> None:
+        """Wait for ``ready()``; stopped (and the log shown) when it does not come."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"{what} stopped:\n{self.log.read_text()[-3000:]}")
-            if ready():
-                return
-            time.sleep(0.2)
-        raise SystemExit(f"{what} did not start within {timeout:.0f} s:\n{self.log.read_text()[-3000:]}")
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise SystemExit(f"{what} stopped:\n{self.log.read_text()[-3000:]}")
+                if ready():
+                    return
+                time.sleep(0.2)
+            raise SystemExit(f"{what} did not start within {timeout:.0f} s:\n{self.log.read_text()[-3000:]}")
+        except BaseException:
+            self.stop()
+            raise
 
     def cpu_seconds(self) -> float:
         """CPU time of the process and its children now running (gunicorn's workers)."""
@@ -142,8 +147,8 @@ def start_gunicorn(args: argparse.Namespace, env: dict[str, str], var: Path) -> 
 
     def answers() -> bool:
         try:
-            return requests.get(f"{url}/admin/login/", timeout=2).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(f"{url}/admin/login/", timeout=10).status_code == 200
+        except requests.RequestException:  # not listening yet, or still loading on a busy machine
             return False
 
     web.wait_until(answers, "gunicorn")
@@ -246,7 +251,7 @@ def prepare_payments(args: argparse.Namespace, sandbox: SandboxProcess, url: str
     each = (args.payments + 1) // 2
     sandbox.admin("POST", "/reset", {})
     sandbox.admin("POST", "/config", {"rate_limit": False, "latency_ms": 0})
-    sandbox.admin("POST", "/seed", {"invoices": each * 3, "customers": 10, "seed": 5})
+    sandbox.admin("POST", "/seed", {"invoices": each * 5, "customers": 10, "seed": 5})
     point_clients_at(sandbox, rate_limit_url="off")
     for provider in Provider.values:
         for mode in (MODE_CUSTOMERS, MODE_FULL):
@@ -274,6 +279,8 @@ def prepare_payments(args: argparse.Namespace, sandbox: SandboxProcess, url: str
     for provider in Provider.values:
         rows = sandbox.admin("GET", f"/state?provider={provider}")["invoices"]
         unpaid = [r["id"] for r in rows if (not r["paid"] if provider == "mkp" else r["status"] == "unpaid")]
+        if len(unpaid) < each:
+            raise SystemExit(f"the seed has only {len(unpaid)} unpaid {provider} invoices, not {each}")
         chosen[provider] = unpaid[:each]
     return chosen
 
