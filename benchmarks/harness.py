@@ -79,6 +79,13 @@ def machine_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def cpu_meter(result: CpuUse, sandbox: SandboxProcess | None = None):
     """Fills ``result`` with the CPU seconds used during the block."""
@@ -92,14 +99,19 @@ def cpu_meter(result: CpuUse, sandbox: SandboxProcess | None = None):
         result.sandbox = sandbox.cpu_seconds - sandbox_before if sandbox is not None else 0.0
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class SandboxProcess:
     """The provider sandbox in its own process (``python -m integrations.sandbox``), as a remote
     provider would be, on a free loopback port."""
 
     def __init__(self, *flags: str) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.mkp_base_url = f"{self.base_url}/mkp/v1"
         self.qonto_base_url = f"{self.base_url}/qonto"
@@ -133,9 +145,7 @@ class SandboxProcess:
     @property
     def cpu_seconds(self) -> float:
         """User plus system CPU time the sandbox process has used so far."""
-        with open(f"/proc/{self.process.pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         self.process.terminate()

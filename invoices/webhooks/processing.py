@@ -4,16 +4,22 @@ answer. Nothing in the body is taken on trust, so repeated and out-of-order deli
 the provider's current state.
 
 Repeats are processed once: Qonto's by the event id; MijnKlantportaal's by an event id when the
-body has one, else by the same body within ``WEBHOOK_DEDUPE_WINDOW_SECONDS``.
+body has one, else by the same body within ``WEBHOOK_DEDUPE_WINDOW_SECONDS`` when no other event
+about the same object came in between (paid, charged back, paid again is three events). Copies of
+one event are processed one after the other, whichever workers take them, so that a copy arriving
+while the first is still being processed is recognised as a repeat.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -29,25 +35,66 @@ from invoices.webhooks.events import INVOICE, MKP_CHARGEBACK, Event
 logger = logging.getLogger(__name__)
 
 
-def earlier_copy(delivery: WebhookDelivery) -> WebhookDelivery | None:
-    """An earlier delivery of the same event that was processed (the original, not a repeat)."""
-    earlier = WebhookDelivery.objects.filter(
-        provider=delivery.provider,
-        verified=True,
-        processed_at__isnull=False,
-        duplicate_of=None,
-        received_at__lte=delivery.received_at,
+def processed_copy(delivery: WebhookDelivery) -> WebhookDelivery | None:
+    """A copy of the same event that was processed already (an original, not a repeat), whether it
+    arrived before or after this one: two workers may take the copies in either order."""
+    copies = WebhookDelivery.objects.filter(
+        provider=delivery.provider, verified=True, processed_at__isnull=False, duplicate_of=None
     ).exclude(pk=delivery.pk)
     if delivery.event_id:
-        earlier = earlier.filter(event_id=delivery.event_id)
-    elif delivery.provider == Provider.MKP and delivery.body_sha256:
-        window = timedelta(seconds=settings.WEBHOOK_DEDUPE_WINDOW_SECONDS)
-        earlier = earlier.filter(
-            event_id="", body_sha256=delivery.body_sha256, received_at__gte=delivery.received_at - window
-        )
-    else:
+        return copies.filter(event_id=delivery.event_id).order_by("-received_at", "-pk").first()
+    if delivery.provider != Provider.MKP or not delivery.body_sha256:
         return None
-    return earlier.order_by("received_at", "pk").first()
+    window = timedelta(seconds=settings.WEBHOOK_DEDUPE_WINDOW_SECONDS)
+    received = delivery.received_at
+    candidates = copies.filter(
+        event_id="",
+        body_sha256=delivery.body_sha256,
+        received_at__range=(received - window, received + window),
+    )
+    copy = min(candidates, key=lambda c: abs(c.received_at - received), default=None)
+    if copy is None:
+        return None
+    # The same body after another event about the object (paid, charged back, paid again) is new.
+    low, high = sorted((copy.received_at, received))
+    another_event_between = (
+        WebhookDelivery.objects.filter(
+            provider=delivery.provider,
+            verified=True,
+            object_id=delivery.object_id,
+            received_at__gt=low,
+            received_at__lt=high,
+        )
+        .exclude(body_sha256=delivery.body_sha256)
+        .exists()
+    )
+    return None if another_event_between else copy
+
+
+def _event_key(delivery: WebhookDelivery) -> str:
+    """What the copies of one event share: Qonto's event id, else (MijnKlantportaal) the body."""
+    return f"webhook:{delivery.provider}:{delivery.event_id or delivery.body_sha256}"
+
+
+@contextlib.contextmanager
+def one_copy_at_a_time(delivery: WebhookDelivery) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock on the event while one copy of it is processed: a second
+    copy waits for the first to finish and then finds it processed. The lock belongs to the
+    database session, so a worker that dies lets go of it. Without PostgreSQL (SQLite, one
+    process) there is nothing to hold."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    digest = hashlib.sha256(_event_key(delivery).encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+    try:
+        yield
+    finally:
+        # A lost connection has released the lock already.
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 def _refresh_invoice(delivery: WebhookDelivery, client) -> str:
@@ -100,9 +147,17 @@ def webhook_delivery_process(*, delivery: WebhookDelivery, again: bool = False) 
     a repeat included."""
     if not delivery.verified:
         return None
+    if again:
+        return _process(delivery, again=True)
+    with one_copy_at_a_time(delivery):
+        delivery.refresh_from_db(fields=["processed_at"])
+        return _process(delivery, again=False)
+
+
+def _process(delivery: WebhookDelivery, *, again: bool) -> float | None:
     if delivery.processed_at is not None and not again:
         return None
-    if not again and (original := earlier_copy(delivery)) is not None:
+    if not again and (original := processed_copy(delivery)) is not None:
         _finish(
             delivery,
             outcome=f"A repeat of delivery {original.pk}: not processed again.",

@@ -2,6 +2,7 @@
 provider's answer is what the mirror takes."""
 
 from datetime import timedelta
+from unittest.mock import patch
 
 import pytest
 import requests
@@ -113,6 +114,30 @@ def test_repeats_are_processed_once(
         third = _send(client, django_capture_on_commit_callbacks, post_mkp, "invoice-paid", body)
     third.refresh_from_db()
     assert third.duplicate_of is None and _requests(sandbox, "mkp") - before == 2
+
+
+def test_paid_again_after_a_chargeback_is_not_a_repeat(
+    client, mkp_invoice, sandbox, processed, django_capture_on_commit_callbacks
+):
+    """MijnKlantportaal's bodies carry no event id: paid, charged back and paid again within the
+    window are three events, though the first and the last bodies are the same."""
+    body = {"data": {"id": mkp_invoice.remote_id}}
+    _mkp_paid(sandbox, mkp_invoice.remote_id, "2026-12-01T10:00:00+01:00")
+    _send(client, django_capture_on_commit_callbacks, post_mkp, "invoice-paid", body)
+    _mkp_paid(sandbox, mkp_invoice.remote_id, None)
+    _send(client, django_capture_on_commit_callbacks, post_mkp, "invoice-chargeback", body)
+    mkp_invoice.refresh_from_db()
+    assert mkp_invoice.status == InvoiceStatus.OPEN
+    _mkp_paid(sandbox, mkp_invoice.remote_id, "2026-12-02T10:00:00+01:00")
+    again = _send(client, django_capture_on_commit_callbacks, post_mkp, "invoice-paid", body)
+    again.refresh_from_db()
+    assert again.duplicate_of is None and "read again" in again.outcome
+    mkp_invoice.refresh_from_db()
+    assert mkp_invoice.status == InvoiceStatus.PAID
+    # A copy of that last one right after it is a repeat again.
+    copy = _send(client, django_capture_on_commit_callbacks, post_mkp, "invoice-paid", body)
+    copy.refresh_from_db()
+    assert copy.duplicate_of == again
 
 
 def test_out_of_order_deliveries_converge(client, sandbox, db, processed, django_capture_on_commit_callbacks):
@@ -229,6 +254,29 @@ def test_qonto_invoice_event_refreshes_and_replay_is_processed_once(
     assert Invoice.objects.get(provider=Provider.QONTO, remote_id=remote["id"]).status == InvoiceStatus.PAID
     replay.refresh_from_db()
     assert replay.duplicate_of == first and _requests(sandbox, "qonto") == before
+
+
+def test_two_copies_processed_in_the_other_order_are_still_one_refresh(
+    client, sandbox, db, django_capture_on_commit_callbacks
+):
+    """Two workers may take two copies of one event in either order: the copy that arrived later
+    but was processed first is the original, the other a repeat of it."""
+    seed(sandbox, invoices=3, customers=1)
+    subscribe_all()
+    remote = next(row for row in remote_state(sandbox, "qonto") if row["status"] == "unpaid")
+    body = qonto_body("evt-2", remote["id"])
+    with (
+        patch("invoices.tasks.process_webhook_delivery.delay") as queued,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        first, second = (post_qonto(client, body).json()["received"] for _ in range(2))
+    assert queued.call_count == 2
+    before = _requests(sandbox, "qonto")
+    for pk in (second, first):
+        webhook_delivery_process(delivery=WebhookDelivery.objects.get(pk=pk))
+    assert _requests(sandbox, "qonto") - before == 1
+    assert WebhookDelivery.objects.get(pk=first).duplicate_of_id == second
+    assert WebhookDelivery.objects.get(pk=second).duplicate_of_id is None
 
 
 def test_customer_event_reads_the_customer(
