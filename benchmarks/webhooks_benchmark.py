@@ -246,7 +246,7 @@ def prepare_payments(args: argparse.Namespace, sandbox: SandboxProcess, url: str
 
     from invoices.models import Provider, SyncRun, WebhookSubscription
     from invoices.sync import MODE_CUSTOMERS, MODE_FULL, sync_provider
-    from invoices.webhooks.registration import webhooks_register_mkp
+    from invoices.webhooks.registration import webhooks_register
 
     each = (args.payments + 1) // 2
     sandbox.admin("POST", "/reset", {})
@@ -258,7 +258,7 @@ def prepare_payments(args: argparse.Namespace, sandbox: SandboxProcess, url: str
             run = sync_provider(provider=provider, mode=mode)
             if run.status != SyncRun.Status.SUCCEEDED:
                 raise SystemExit(f"mirroring {provider} failed: {run.error}")
-    webhooks_register_mkp(url=f"{url}/webhooks/mkp/")
+    webhooks_register(provider=Provider.MKP, url=f"{url}/webhooks/mkp/")
     callback = f"{url}/webhooks/qonto/"
     answer = requests.post(
         f"{sandbox.qonto_base_url}/v2/webhook_subscriptions",

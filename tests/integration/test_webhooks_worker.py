@@ -11,7 +11,7 @@ from django.urls import reverse
 from invoices.models import Invoice, InvoiceStatus, Provider, SyncRun, WebhookDelivery, WebhookSubscription
 from invoices.sync import MODE_CUSTOMERS, MODE_FULL, sync_provider
 from invoices.webhooks.events import QONTO_INVOICES
-from invoices.webhooks.registration import webhooks_register_mkp
+from invoices.webhooks.registration import webhooks_register
 from tests.integration.conftest import wait_for
 from tests.invoices.helpers import remote_state, seed, set_config
 
@@ -36,7 +36,7 @@ def register(sandbox, live_server, settings) -> None:
     """MijnKlantportaal's six records through the product's registration; a Qonto subscription made
     with the sandbox's OAuth token and kept as the product's registration keeps it."""
     budget, settings.RATE_LIMIT_URL = settings.RATE_LIMIT_URL, "off"
-    registration = webhooks_register_mkp(url=live_server.url + reverse("webhook_mkp"))
+    registration = webhooks_register(provider=Provider.MKP, url=live_server.url + reverse("webhook_mkp"))
     settings.RATE_LIMIT_URL = budget
     assert len(registration.created) == 6
     callback = live_server.url + reverse("webhook_qonto")
