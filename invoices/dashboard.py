@@ -1,8 +1,14 @@
 """Reads for the receivables dashboard on the admin index.
 
-Every block is one or two grouped queries with conditional aggregates, whatever the number of
-invoices; per-provider figures and the totals come from the same rows. Each figure carries the
-query of the invoice list that shows the same invoices, so a click lists what was counted.
+Every block is one grouped query with conditional aggregates, whatever the number of invoices;
+per-provider figures and the totals come from the same rows. Each figure carries the query of the
+invoice list that shows the same invoices, so a click lists what was counted.
+
+The figures staff act on (outstanding, overdue, aging, paid this month, the customers with the most
+overdue, sync health) are read live. The chart's months and what was invoiced in the last 90 days
+(days sales outstanding) come from the snapshot of monthly totals
+(``invoices.services.month_totals``), recomputed every few minutes and after a sync run that
+changed invoices; the page says when it was taken.
 
 Only EUR invoices count in the EUR figures; what is outstanding in another currency is listed
 apart. Invoices removed at the provider count nowhere.
@@ -17,16 +23,17 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import Count, F, Max, Q, Sum, Value
-from django.db.models.functions import TruncMonth
 from django.urls import reverse
 from django.utils import timezone
 
 from invoices.models import Invoice, InvoiceStatus, Provider, SyncProblem, SyncRun, SyncState
 from invoices.selectors import AGING_BUCKETS, aging_days_q, outstanding_q, overdue_q
+from invoices.services.month_totals import RECENT_DAYS as DSO_DAYS
+from invoices.services.month_totals import month_start as _month_start
+from invoices.services.month_totals import month_totals_snapshot
 
 EUR = "EUR"
 ZERO = Decimal("0.00")
-DSO_DAYS = 90  # days sales outstanding: outstanding / invoiced in the last DSO_DAYS days * DSO_DAYS
 MONTHS = 12
 TOP_CUSTOMERS = 10
 # Every provider, named: a provider no longer offered is left out of the figures.
@@ -87,7 +94,8 @@ class Dashboard:
     columns: list[str]  # the providers' names, then "Total"
     rows: list[Row]
     dso_since: date
-    months: list[Month]
+    months: list[Month]  # from the snapshot of monthly totals, as it was at chart_as_of
+    chart_as_of: datetime
     top_customers: list[tuple[str, str, Figure]]  # name, provider, overdue
     other_currencies: list[tuple[str, str, Figure]]  # currency, provider, outstanding
     sync: list[SyncHealth]
@@ -107,13 +115,8 @@ def _add(cells: list[Figure], provider: str, count: int, amount: Decimal | None)
     cells[-1].add(count, amount)
 
 
-def _month_start(day: date, months_back: int = 0) -> date:
-    index = day.year * 12 + day.month - 1 - months_back
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def _as_date(value: date | datetime) -> date:
-    return timezone.localtime(value).date() if isinstance(value, datetime) else value
+def _midnight(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, datetime.min.time()))
 
 
 def _days_outstanding(outstanding: Decimal, invoiced: Decimal) -> Decimal | None:
@@ -153,38 +156,8 @@ def receivables_dashboard() -> Dashboard:
         for i, cells in enumerate([overdue, *aging]):
             _add(cells, provider, row[f"n{i}"], row[f"total{i}"])
 
-    # Block 2: invoiced per month and in the last DSO_DAYS days (one query), paid per month (one).
-    first_month = _month_start(today, MONTHS - 1)
-    months = {_month_start(today, back): Month(start=_month_start(today, back)) for back in range(MONTHS)}
-    dso_since = today - timedelta(days=DSO_DAYS)
-    invoiced = _columns(
-        issue_date__gte=dso_since.isoformat(),
-        status__in=f"{InvoiceStatus.OPEN.value},{InvoiceStatus.PAID.value}",
-        remote_id__isnull="False",
-        removed="no",
-        **eur,
-    )
-    recent = Q(issue_date__gte=dso_since)
-    for row in (
-        Invoice.objects.filter(
-            provider__in=PROVIDERS,
-            status__in=[InvoiceStatus.OPEN, InvoiceStatus.PAID],
-            remote_id__isnull=False,
-            removed_at__isnull=True,
-            currency=EUR,
-            issue_date__gte=min(first_month, dso_since),
-        )
-        .annotate(month=TruncMonth("issue_date"))
-        .values("provider", "month")
-        .annotate(
-            total=Sum("amount"), n_recent=Count(ROW, filter=recent), recent=Sum("amount", filter=recent)
-        )
-        .order_by()
-    ):
-        if (month := months.get(_as_date(row["month"]))) is not None:
-            month.invoiced += row["total"] or ZERO
-        _add(invoiced, row["provider"], row["n_recent"], row["recent"])
-
+    # Block 2: what was paid this month (one query, live), read from the payment-date index over
+    # this month's payments only.
     month_start = _month_start(today)
     paid_this_month = _columns(
         status__exact=InvoiceStatus.PAID.value,
@@ -193,25 +166,41 @@ def receivables_dashboard() -> Dashboard:
         removed="no",
         **eur,
     )
-    since = timezone.make_aware(datetime.combine(first_month, datetime.min.time()))
     for row in (
         Invoice.objects.filter(
             provider__in=PROVIDERS,
             status=InvoiceStatus.PAID,
             removed_at__isnull=True,
             currency=EUR,
-            paid_at__gte=since,
+            paid_at__gte=_midnight(month_start),
+            paid_at__lt=_midnight(_month_start(today, -1)),
         )
-        .annotate(month=TruncMonth("paid_at"))
-        .values("provider", "month")
+        .values("provider")
         .annotate(n=Count(ROW), total=Sum("amount"))
         .order_by()
     ):
-        start = _as_date(row["month"])
-        if (month := months.get(start)) is not None:
-            month.paid += row["total"] or ZERO
-        if start == month_start:
-            _add(paid_this_month, row["provider"], row["n"], row["total"])
+        _add(paid_this_month, row["provider"], row["n"], row["total"])
+
+    # Block 3: the chart's months and what was invoiced in the last DSO_DAYS days, from the
+    # snapshot of monthly totals (one query; recomputed every few minutes off the request path).
+    snapshot = [total for total in month_totals_snapshot() if total.currency == EUR]
+    as_of = max(total.computed_at for total in snapshot)
+    as_of_day = timezone.localdate(as_of)
+    months = {_month_start(as_of_day, back): Month(_month_start(as_of_day, back)) for back in range(MONTHS)}
+    dso_since = snapshot[0].recent_since
+    invoiced = _columns(
+        issue_date__gte=dso_since.isoformat(),
+        status__in=f"{InvoiceStatus.OPEN.value},{InvoiceStatus.PAID.value}",
+        remote_id__isnull="False",
+        removed="no",
+        **eur,
+    )
+    for total in snapshot:
+        if (month := months.get(total.month)) is not None:
+            month.invoiced += total.invoiced_amount
+            month.paid += total.paid_amount
+        if total.provider in PROVIDERS:
+            _add(invoiced, total.provider, total.recent_count, total.recent_amount)
 
     dso = [_days_outstanding(o.amount, i.amount) for o, i in zip(outstanding, invoiced, strict=True)]
     rows = [
@@ -228,6 +217,7 @@ def receivables_dashboard() -> Dashboard:
         rows=rows,
         dso_since=dso_since,
         months=sorted(months.values(), key=lambda m: m.start),
+        chart_as_of=as_of,
         top_customers=_top_customers(today),
         other_currencies=other_currencies,
         sync=_sync_health(),
