@@ -22,11 +22,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import Count, F, Max, Q, Sum, Value
+from django.db.models import Case, CharField, Count, F, Max, OuterRef, Subquery, Sum, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
-from invoices.models import Invoice, InvoiceStatus, Provider, SyncProblem, SyncRun, SyncState
+from invoices.models import Customer, Invoice, InvoiceStatus, Provider, SyncProblem, SyncRun, SyncState
 from invoices.selectors import AGING_BUCKETS, aging_days_q, outstanding_q, overdue_q
 from invoices.services.month_totals import RECENT_DAYS as DSO_DAYS
 from invoices.services.month_totals import month_start as _month_start
@@ -129,32 +129,38 @@ def receivables_dashboard() -> Dashboard:
     today = timezone.localdate()
     eur = {"currency": EUR}
 
-    # Block 1: what is outstanding, overdue and in each aging bucket (one query).
+    # Block 1: what is outstanding, overdue and in each aging bucket (one query): the outstanding
+    # rows counted and added up per aging bucket (by due date only, so the outstanding index answers
+    # on its own); overdue is every bucket but "not yet due".
     outstanding = _columns(outstanding="all", **eur)
     overdue = _columns(overdue="yes", **eur)
-    aging = [_columns(outstanding=key, **eur) for key, _, _, _ in AGING_BUCKETS]
-    aggregates = {"n": Count(ROW), "total": Sum("amount")}
-    # Among outstanding rows, by due date only: the outstanding index then answers on its own.
-    conditions = [Q(due_date__lt=today)] + [aging_days_q(key, today=today) for key, _, _, _ in AGING_BUCKETS]
-    for i, condition in enumerate(conditions):
-        aggregates[f"n{i}"] = Count(ROW, filter=condition)
-        aggregates[f"total{i}"] = Sum("amount", filter=condition)
-    other_currencies = []
+    aging = {key: _columns(outstanding=key, **eur) for key, _, _, _ in AGING_BUCKETS}
+    not_yet_due = AGING_BUCKETS[0][0]
+    bucket = Case(
+        *(When(aging_days_q(key, today=today), then=Value(key)) for key, _, _, _ in AGING_BUCKETS),
+        output_field=CharField(),
+    )
+    others: dict[tuple[str, str], Figure] = {}
     for row in (
         Invoice.objects.filter(outstanding_q(), provider__in=PROVIDERS)
-        .values("provider", "currency")
-        .annotate(**aggregates)
-        .order_by("currency", "provider")
+        .annotate(bucket=bucket)
+        .values("provider", "currency", "bucket")
+        .annotate(n=Count(ROW), total=Sum("amount"))
+        .order_by()
     ):
-        provider = row["provider"]
-        if row["currency"] != EUR:
-            figure = Figure(params=_params(provider, outstanding="all", currency=row["currency"]))
-            figure.add(row["n"], row["total"])
-            other_currencies.append((row["currency"], Provider(provider).label, figure))
+        provider, currency = row["provider"], row["currency"]
+        if currency != EUR:
+            key = (currency, provider)
+            others.setdefault(key, Figure(params=_params(provider, outstanding="all", currency=currency)))
+            others[key].add(row["n"], row["total"])
             continue
-        _add(outstanding, provider, row["n"], row["total"])
-        for i, cells in enumerate([overdue, *aging]):
-            _add(cells, provider, row[f"n{i}"], row[f"total{i}"])
+        for cells in (
+            outstanding,
+            aging[row["bucket"]],
+            *([overdue] if row["bucket"] != not_yet_due else []),
+        ):
+            _add(cells, provider, row["n"], row["total"])
+    other_currencies = [(c, Provider(p).label, figure) for (c, p), figure in sorted(others.items())]
 
     # Block 2: what was paid this month (one query, live), read from the payment-date index over
     # this month's payments only.
@@ -206,7 +212,7 @@ def receivables_dashboard() -> Dashboard:
     rows = [
         Row("Outstanding", outstanding),
         Row("Overdue", overdue),
-        *(Row(label, cells) for (_, label, _, _), cells in zip(AGING_BUCKETS, aging, strict=True)),
+        *(Row(label, aging[key]) for key, label, _, _ in AGING_BUCKETS),
         Row("Paid this month", paid_this_month),
         Row(f"Invoiced in the last {DSO_DAYS} days", invoiced),
         Row("Days sales outstanding", outstanding, days=dso),
@@ -225,16 +231,20 @@ def receivables_dashboard() -> Dashboard:
 
 
 def _top_customers(today: date) -> list[tuple[str, str, Figure]]:
-    """The customers owing the most overdue EUR (one query)."""
+    """The customers owing the most overdue EUR (one query), from the outstanding index."""
     rows = (
         Invoice.objects.filter(overdue_q(today=today), provider__in=PROVIDERS, currency=EUR)
         .values("customer_id")
         .annotate(
-            name=Max("customer__name"),
             invoice_name=Max("customer_name"),
             provider=Max("provider"),
             n=Count(ROW),
             total=Sum("amount"),
+        )
+        # The customer's name for the ten rows kept only (PostgreSQL evaluates it after the limit):
+        # grouping needs the outstanding index alone, no join.
+        .annotate(
+            name=Subquery(Customer.objects.filter(pk=OuterRef("customer_id")).order_by().values("name")[:1])
         )
         .order_by(F("total").desc(nulls_last=True), "customer_id")[:TOP_CUSTOMERS]
     )

@@ -3,7 +3,7 @@
 What was invoiced per month (by issue date) and paid per month (by payment moment) grows with a
 year's volume of invoices; the dashboard reads these totals from ``MonthTotal`` instead, one small
 query whatever the number of invoices. The snapshot is recomputed as a whole (two grouped queries,
-then its rows replaced, in one short transaction):
+outside any transaction, then its rows replaced in one short transaction):
 
 - by the periodic task "Dashboard: recompute the monthly totals" (every 5 minutes, in
   ``invoices.schedules``; staff can change its timing in the admin);
@@ -35,7 +35,7 @@ EUR = "EUR"
 ZERO = Decimal("0.00")
 PROVIDERS = [provider.value for provider in Provider]
 ROW = Value(1)  # count rows, not ids, so the covering indexes answer on their own
-LOCK = "month-totals"  # serialises two recomputations (a row lock on its lease row)
+LOCK = "month-totals"  # serialises two replacements (a row lock on its lease row)
 QUEUED = "month-totals:queued"  # held while a recomputation is queued and not yet started
 QUEUED_FOR = timedelta(minutes=5)  # a lost task stops holding back the next one after this
 
@@ -108,12 +108,15 @@ def month_totals_compute(*, today: date | None = None) -> list[MonthTotal]:
 
 
 def month_totals_refresh(*, today: date | None = None) -> list[MonthTotal]:
-    """Recompute the snapshot and replace it, in one short transaction; two recomputations at once
-    take turns (the second one then reads what the first one could not see)."""
+    """Recompute the snapshot (two grouped queries, outside any transaction), then replace the
+    stored one in a short transaction, unless a recomputation started later stored its own first
+    (it saw at least as much). Returns the rows stored (none when skipped)."""
+    totals = month_totals_compute(today=today)
     Lease.objects.bulk_create([Lease(name=LOCK, expires_at=timezone.now())], ignore_conflicts=True)
     with transaction.atomic():
-        Lease.objects.select_for_update().filter(name=LOCK).first()
-        totals = month_totals_compute(today=today)
+        Lease.objects.select_for_update().filter(name=LOCK).first()  # one replacement at a time
+        if MonthTotal.objects.filter(computed_at__gt=totals[0].computed_at).exists():
+            return []
         MonthTotal.objects.all().delete()
         MonthTotal.objects.bulk_create(totals)
     return totals
@@ -121,7 +124,7 @@ def month_totals_refresh(*, today: date | None = None) -> list[MonthTotal]:
 
 def month_totals_snapshot() -> list[MonthTotal]:
     """The stored snapshot (one query); computed and stored first when there is none yet."""
-    return list(MonthTotal.objects.all()) or month_totals_refresh()
+    return list(MonthTotal.objects.all()) or month_totals_refresh() or list(MonthTotal.objects.all())
 
 
 def month_totals_queue() -> bool:

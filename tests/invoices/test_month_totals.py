@@ -2,11 +2,17 @@
 invoices queues one recomputation after commit, a burst of runs queues one, and nothing is queued
 when nothing changed."""
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
+import time_machine
 
 from invoices.models import MonthTotal, Provider
+from invoices.services.month_totals import month_totals_refresh
 from invoices.sync import MODE_CUSTOMERS, MODE_FULL, MODE_QUICK, sync_provider
 from invoices.tasks import refresh_month_totals
+from tests.factories import InvoiceFactory
 from tests.invoices.helpers import seed
 
 pytestmark = pytest.mark.django_db
@@ -62,3 +68,19 @@ def test_the_scheduled_recomputation_leaves_a_queued_one_queued(
         changed = sync_provider(provider=Provider.MKP, mode=MODE_FULL)
     assert changed.created == 1
     assert len(recomputations) == 1
+
+
+def test_a_recomputation_never_replaces_a_later_one(monkeypatch):
+    from invoices.services import month_totals
+
+    noon = datetime(2026, 11, 18, 12, 0, tzinfo=ZoneInfo("Europe/Amsterdam"))
+    InvoiceFactory()
+    with time_machine.travel(noon, tick=False):
+        stale = month_totals.month_totals_compute()  # started first, slow to finish
+    with time_machine.travel(noon + timedelta(seconds=5), tick=False):
+        InvoiceFactory()
+        assert month_totals_refresh()  # started later, stored first
+    monkeypatch.setattr(month_totals, "month_totals_compute", lambda today=None: stale)
+    assert month_totals_refresh() == []
+    assert {t.computed_at for t in MonthTotal.objects.all()} == {noon + timedelta(seconds=5)}
+    assert sum(t.invoiced_count for t in MonthTotal.objects.all()) == 2
