@@ -1,8 +1,14 @@
 """Reads for the receivables dashboard on the admin index.
 
-Every block is one or two grouped queries with conditional aggregates, whatever the number of
-invoices; per-provider figures and the totals come from the same rows. Each figure carries the
-query of the invoice list that shows the same invoices, so a click lists what was counted.
+Every block is one grouped query with conditional aggregates, whatever the number of invoices;
+per-provider figures and the totals come from the same rows. Each figure carries the query of the
+invoice list that shows the same invoices, so a click lists what was counted.
+
+The figures staff act on (outstanding, overdue, aging, paid this month, the customers with the most
+overdue, sync health) are read live. The chart's months and what was invoiced in the last 90 days
+(days sales outstanding) come from the snapshot of monthly totals
+(``invoices.services.month_totals``), recomputed every few minutes and after a sync run that
+changed invoices; the page says when it was taken.
 
 Only EUR invoices count in the EUR figures; what is outstanding in another currency is listed
 apart. Invoices removed at the provider count nowhere.
@@ -16,18 +22,19 @@ from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import Case, Count, F, Max, Q, Sum, Value, When
-from django.db.models.functions import TruncMonth
+from django.db.models import Case, CharField, Count, F, Max, OuterRef, Q, Subquery, Sum, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
-from invoices.models import Invoice, InvoiceStatus, Provider, SyncProblem, SyncRun, SyncState
+from invoices.models import Customer, Invoice, InvoiceStatus, Provider, SyncProblem, SyncRun, SyncState
 from invoices.selectors import AGING_BUCKETS, aging_days_q, outstanding_q, overdue_q
+from invoices.services.month_totals import RECENT_DAYS as DSO_DAYS
+from invoices.services.month_totals import month_start as _month_start
+from invoices.services.month_totals import month_totals_snapshot
 from invoices.webhooks.health import webhooks_last_verified
 
 EUR = "EUR"
 ZERO = Decimal("0.00")
-DSO_DAYS = 90  # days sales outstanding: outstanding / invoiced in the last DSO_DAYS days * DSO_DAYS
 MONTHS = 12
 TOP_CUSTOMERS = 10
 # Every provider, named: a provider no longer offered is left out of the figures.
@@ -89,7 +96,8 @@ class Dashboard:
     columns: list[str]  # the providers' names, then "Total"
     rows: list[Row]
     dso_since: date
-    months: list[Month]
+    months: list[Month]  # from the snapshot of monthly totals, as it was at chart_as_of
+    chart_as_of: datetime
     top_customers: list[tuple[str, str, Figure]]  # name, provider, overdue
     other_currencies: list[tuple[str, str, Figure]]  # currency, provider, outstanding
     sync: list[SyncHealth]
@@ -109,13 +117,8 @@ def _add(cells: list[Figure], provider: str, count: int, amount: Decimal | None)
     cells[-1].add(count, amount)
 
 
-def _month_start(day: date, months_back: int = 0) -> date:
-    index = day.year * 12 + day.month - 1 - months_back
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def _as_date(value: date | datetime) -> date:
-    return timezone.localtime(value).date() if isinstance(value, datetime) else value
+def _midnight(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, datetime.min.time()))
 
 
 def _days_outstanding(outstanding: Decimal, invoiced: Decimal) -> Decimal | None:
@@ -128,65 +131,41 @@ def receivables_dashboard() -> Dashboard:
     today = timezone.localdate()
     eur = {"currency": EUR}
 
-    # Block 1: what is outstanding, overdue and in each aging bucket (one query).
+    # Block 1: what is outstanding, overdue and in each aging bucket (one query): the outstanding
+    # rows counted and added up per aging bucket (by due date only, so the outstanding index answers
+    # on its own); overdue is every bucket but "not yet due".
     outstanding = _columns(outstanding="all", **eur)
     overdue = _columns(overdue="yes", **eur)
-    aging = [_columns(outstanding=key, **eur) for key, _, _, _ in AGING_BUCKETS]
-    aggregates = {"n": Count(ROW), "total": Sum("amount")}
-    # Among outstanding rows, by due date only: the outstanding index then answers on its own.
-    conditions = [Q(due_date__lt=today)] + [aging_days_q(key, today=today) for key, _, _, _ in AGING_BUCKETS]
-    for i, condition in enumerate(conditions):
-        aggregates[f"n{i}"] = Count(ROW, filter=condition)
-        aggregates[f"total{i}"] = Sum("amount", filter=condition)
-    other_currencies = []
+    aging = {key: _columns(outstanding=key, **eur) for key, _, _, _ in AGING_BUCKETS}
+    not_yet_due = AGING_BUCKETS[0][0]
+    bucket = Case(
+        *(When(aging_days_q(key, today=today), then=Value(key)) for key, _, _, _ in AGING_BUCKETS),
+        output_field=CharField(),
+    )
+    others: dict[tuple[str, str], Figure] = {}
     for row in (
         Invoice.objects.filter(outstanding_q(), provider__in=PROVIDERS)
-        .values("provider", "currency")
-        .annotate(**aggregates)
-        .order_by("currency", "provider")
-    ):
-        provider = row["provider"]
-        if row["currency"] != EUR:
-            figure = Figure(params=_params(provider, outstanding="all", currency=row["currency"]))
-            figure.add(row["n"], row["total"])
-            other_currencies.append((row["currency"], Provider(provider).label, figure))
-            continue
-        _add(outstanding, provider, row["n"], row["total"])
-        for i, cells in enumerate([overdue, *aging]):
-            _add(cells, provider, row[f"n{i}"], row[f"total{i}"])
-
-    # Block 2: invoiced per month and in the last DSO_DAYS days (one query), paid per month (one).
-    first_month = _month_start(today, MONTHS - 1)
-    months = {_month_start(today, back): Month(start=_month_start(today, back)) for back in range(MONTHS)}
-    dso_since = today - timedelta(days=DSO_DAYS)
-    invoiced = _columns(
-        issue_date__gte=dso_since.isoformat(),
-        status__in=f"{InvoiceStatus.OPEN.value},{InvoiceStatus.PAID.value}",
-        remote_id__isnull="False",
-        removed="no",
-        **eur,
-    )
-    recent = Q(issue_date__gte=dso_since)
-    for row in (
-        Invoice.objects.filter(
-            provider__in=PROVIDERS,
-            status__in=[InvoiceStatus.OPEN, InvoiceStatus.PAID],
-            remote_id__isnull=False,
-            removed_at__isnull=True,
-            currency=EUR,
-            issue_date__gte=min(first_month, dso_since),
-        )
-        .annotate(month=TruncMonth("issue_date"))
-        .values("provider", "month")
-        .annotate(
-            total=Sum("amount"), n_recent=Count(ROW, filter=recent), recent=Sum("amount", filter=recent)
-        )
+        .annotate(bucket=bucket)
+        .values("provider", "currency", "bucket")
+        .annotate(n=Count(ROW), total=Sum("amount"))
         .order_by()
     ):
-        if (month := months.get(_as_date(row["month"]))) is not None:
-            month.invoiced += row["total"] or ZERO
-        _add(invoiced, row["provider"], row["n_recent"], row["recent"])
+        provider, currency = row["provider"], row["currency"]
+        if currency != EUR:
+            key = (currency, provider)
+            others.setdefault(key, Figure(params=_params(provider, outstanding="all", currency=currency)))
+            others[key].add(row["n"], row["total"])
+            continue
+        for cells in (
+            outstanding,
+            aging[row["bucket"]],
+            *([overdue] if row["bucket"] != not_yet_due else []),
+        ):
+            _add(cells, provider, row["n"], row["total"])
+    other_currencies = [(c, Provider(p).label, figure) for (c, p), figure in sorted(others.items())]
 
+    # Block 2: what was paid this month (one query, live), read from the payment-date index over
+    # this month's payments only.
     month_start = _month_start(today)
     paid_this_month = _columns(
         status__exact=InvoiceStatus.PAID.value,
@@ -195,31 +174,47 @@ def receivables_dashboard() -> Dashboard:
         removed="no",
         **eur,
     )
-    since = timezone.make_aware(datetime.combine(first_month, datetime.min.time()))
     for row in (
         Invoice.objects.filter(
             provider__in=PROVIDERS,
             status=InvoiceStatus.PAID,
             removed_at__isnull=True,
             currency=EUR,
-            paid_at__gte=since,
+            paid_at__gte=_midnight(month_start),
+            paid_at__lt=_midnight(_month_start(today, -1)),
         )
-        .annotate(month=TruncMonth("paid_at"))
-        .values("provider", "month")
+        .values("provider")
         .annotate(n=Count(ROW), total=Sum("amount"))
         .order_by()
     ):
-        start = _as_date(row["month"])
-        if (month := months.get(start)) is not None:
-            month.paid += row["total"] or ZERO
-        if start == month_start:
-            _add(paid_this_month, row["provider"], row["n"], row["total"])
+        _add(paid_this_month, row["provider"], row["n"], row["total"])
+
+    # Block 3: the chart's months and what was invoiced in the last DSO_DAYS days, from the
+    # snapshot of monthly totals (one query; recomputed every few minutes off the request path).
+    snapshot = [total for total in month_totals_snapshot() if total.currency == EUR]
+    as_of = max(total.computed_at for total in snapshot)
+    as_of_day = timezone.localdate(as_of)
+    months = {_month_start(as_of_day, back): Month(_month_start(as_of_day, back)) for back in range(MONTHS)}
+    dso_since = snapshot[0].recent_since
+    invoiced = _columns(
+        issue_date__gte=dso_since.isoformat(),
+        status__in=f"{InvoiceStatus.OPEN.value},{InvoiceStatus.PAID.value}",
+        remote_id__isnull="False",
+        removed="no",
+        **eur,
+    )
+    for total in snapshot:
+        if (month := months.get(total.month)) is not None:
+            month.invoiced += total.invoiced_amount
+            month.paid += total.paid_amount
+        if total.provider in PROVIDERS:
+            _add(invoiced, total.provider, total.recent_count, total.recent_amount)
 
     dso = [_days_outstanding(o.amount, i.amount) for o, i in zip(outstanding, invoiced, strict=True)]
     rows = [
         Row("Outstanding", outstanding),
         Row("Overdue", overdue),
-        *(Row(label, cells) for (_, label, _, _), cells in zip(AGING_BUCKETS, aging, strict=True)),
+        *(Row(label, aging[key]) for key, label, _, _ in AGING_BUCKETS),
         Row("Paid this month", paid_this_month),
         Row(f"Invoiced in the last {DSO_DAYS} days", invoiced),
         Row("Days sales outstanding", outstanding, days=dso),
@@ -230,6 +225,7 @@ def receivables_dashboard() -> Dashboard:
         rows=rows,
         dso_since=dso_since,
         months=sorted(months.values(), key=lambda m: m.start),
+        chart_as_of=as_of,
         top_customers=_top_customers(today),
         other_currencies=other_currencies,
         sync=_sync_health(),
@@ -237,8 +233,8 @@ def receivables_dashboard() -> Dashboard:
 
 
 def _top_customers(today: date) -> list[tuple[str, str, Figure]]:
-    """The customers owing the most overdue EUR (one query). An invoice linked to no customer is
-    counted under the name written on it, per provider."""
+    """The customers owing the most overdue EUR (one query), from the outstanding index. An invoice
+    linked to no customer is counted under the name written on it, per provider."""
     unlinked = Q(customer_id__isnull=True)
     rows = (
         Invoice.objects.filter(overdue_q(today=today), provider__in=PROVIDERS, currency=EUR)
@@ -248,11 +244,15 @@ def _top_customers(today: date) -> list[tuple[str, str, Figure]]:
         )
         .values("customer_id", "unlinked_name", "unlinked_provider")
         .annotate(
-            name=Max("customer__name"),
             invoice_name=Max("customer_name"),
             provider=Max("provider"),
             n=Count(ROW),
             total=Sum("amount"),
+        )
+        # The customer's name for the ten rows kept only (PostgreSQL evaluates it after the limit):
+        # grouping needs the outstanding index alone, no join.
+        .annotate(
+            name=Subquery(Customer.objects.filter(pk=OuterRef("customer_id")).order_by().values("name")[:1])
         )
         .order_by(F("total").desc(nulls_last=True), "customer_id", "unlinked_name", "unlinked_provider")[
             :TOP_CUSTOMERS

@@ -9,12 +9,14 @@ shown as a date, never with a time. Django's own date and time fields use the sa
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import get_language
 
 from invoices.models import Invoice, Provider
 
@@ -41,7 +43,13 @@ def moment(value: datetime | None) -> str:
 
 def day(value: date | None) -> str:
     """``18 Nov 2026``, like Django's own date columns."""
-    return date_format(value, DAY_FORMAT) if value else EMPTY
+    return _day(value, get_language()) if value else EMPTY
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(value: date, language: str | None) -> str:
+    # A page of invoices shows few distinct dates, each twice a row (due, issued): formatted once.
+    return date_format(value, DAY_FORMAT)
 
 
 def paid_on(invoice: Invoice) -> str:

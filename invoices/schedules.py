@@ -21,6 +21,7 @@ SCHEDULES = [
     ("MijnKlantportaal: sync customers", "invoices.tasks.sync_provider", ["mkp", "customers"], 30),
     ("Qonto: sync changed invoices", "invoices.tasks.sync_provider", ["qonto", "quick"], 1),
     ("Qonto: sync clients", "invoices.tasks.sync_provider", ["qonto", "customers"], 30),
+    ("Dashboard: recompute the monthly totals", "invoices.tasks.refresh_month_totals", [], 5),
     (
         "Qonto: full reconciliation",
         "invoices.tasks.sync_provider",

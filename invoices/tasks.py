@@ -10,6 +10,7 @@ from invoices import push, sync
 from invoices.models import ActionBatch, SyncRun, WebhookDelivery
 from invoices.providers import is_configured
 from invoices.retries import backoff_seconds
+from invoices.services.month_totals import month_totals_refresh, month_totals_started
 from invoices.services.refresh import actionbatch_refresh
 from invoices.sync.runs import abandon_stopped_runs
 from invoices.webhooks.processing import webhook_delivery_process
@@ -81,3 +82,11 @@ def process_webhook_delivery(self, delivery_id: int, again: bool = False) -> Non
     retry_in = webhook_delivery_process(delivery=delivery, again=again)
     if retry_in is not None:
         raise self.retry(countdown=retry_in)
+
+
+@shared_task
+def refresh_month_totals(queued_by: str = "") -> int:
+    """Recompute the dashboard's monthly totals (every few minutes, and after a sync run that
+    changed invoices: ``queued_by`` is then the holder of the "queued" mark, let go on start)."""
+    month_totals_started(queued_by=queued_by)
+    return len(month_totals_refresh())

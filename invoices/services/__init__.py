@@ -11,4 +11,5 @@ a task, never both. Each module's docstring says which route each of its service
 - ``syncing``: a sync run queued by hand
 - ``sending``: the two routes to the push (queue after commit, or send now with its ``Sent``)
 - ``batches``: the bookkeeping of a bulk action (``ActionBatch``)
+- ``month_totals``: the dashboard chart's snapshot of monthly totals, recomputed by a task
 """

@@ -13,6 +13,7 @@ from integrations import errors
 from integrations.ratelimit import SCAN
 from invoices.models import Lease, Provider, SyncRun
 from invoices.providers import client_for
+from invoices.services import month_totals
 from invoices.sync import leases
 from invoices.sync.collector import bulk_allocations
 from invoices.sync.customers import customers
@@ -68,6 +69,8 @@ def sync_provider(*, provider: str, mode: str = MODE_QUICK) -> SyncRun:
             finished_at=timezone.now(),
         )
         run.refresh_from_db()
+        if mode != MODE_CUSTOMERS and (run.created or run.updated or run.removed):
+            month_totals.month_totals_queue()  # the dashboard's chart, recomputed off this path
         return run
 
 

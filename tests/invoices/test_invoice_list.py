@@ -7,6 +7,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.test import Client
@@ -250,6 +251,16 @@ def test_each_row_links_to_the_provider_in_a_new_tab_and_to_the_pdf(viewer):
         'href="https://app.qonto.com/invoices/2" class="provider-link" target="_blank" rel="noopener noreferrer"'
         in detail
     )
+
+
+def test_each_row_has_djangos_own_checkbox_and_link_to_the_invoice_page(viewer):
+    invoice = InvoiceFactory(number="2026-<7>&")
+    page = viewer.get(LIST, {"status__exact": "open"}).content.decode()
+    model_admin = admin.site.get_model_admin(Invoice)
+    assert admin.ModelAdmin.action_checkbox(model_admin, invoice) in page  # as Django writes it
+    assert 'aria-label="Select this object for an action - 2026-&lt;7&gt;&amp;"' in page
+    change = reverse("admin:invoices_invoice_change", args=[invoice.pk])
+    assert f'href="{change}?_changelist_filters=status__exact%3Dopen"' in page
 
 
 # Search ---------------------------------------------------------------------------------------------

@@ -49,3 +49,13 @@ def test_schedules_are_registered_once_and_staff_edits_survive(capsys):
     assert task.enabled is False
     assert json.loads(task.args) == ["mkp", "quick"]
     assert "registered: MijnKlantportaal: sync invoices" in capsys.readouterr().out
+
+
+def test_the_dashboard_totals_are_recomputed_every_five_minutes():
+    from config.celery import app
+
+    task = PeriodicTask.objects.get(name="Dashboard: recompute the monthly totals")
+    assert task.task == "invoices.tasks.refresh_month_totals" and json.loads(task.args) == []
+    assert (task.interval.every, task.interval.period) == (5, IntervalSchedule.MINUTES)
+    assert task.enabled
+    assert task.task in app.tasks
