@@ -6,7 +6,7 @@ aware datetimes within the range every time zone can show) or raises
 :class:`~integrations.errors.ProviderRecordError` naming the field, the value, the record and its
 payload. How a provider writes a date or an amount stays in its mapper: the parser is passed in.
 
-The lengths are those of the columns in ``invoices/models.py`` (a test keeps them equal).
+The lengths are those of the columns in ``invoices/models/mirror.py`` (a test keeps them equal).
 """
 
 from __future__ import annotations

@@ -1,18 +1,16 @@
-"""The invoice list and page: columns, actions, and the permission each act needs."""
+"""The invoice admin: its list and page's configuration, the permission each act needs, and the
+actions. The columns are in ``columns``, the extra pages in ``pages`` and ``corrections``."""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.urls import path
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
-from django.utils.translation import gettext as _
 
 from invoices import formatting, selectors
 from invoices.admin.base import GuardedAdmin
+from invoices.admin.columns import InvoiceColumns
 from invoices.admin.corrections import CorrectionPages
 from invoices.admin.export import invoices_csv_response
 from invoices.admin.filters import (
@@ -25,9 +23,9 @@ from invoices.admin.filters import (
     RemovedFilter,
     filter_ordering,
 )
-from invoices.admin.listing import InvoiceChangeList, SummarizingPaginator, pdf_url
+from invoices.admin.listing import InvoiceChangeList, SummarizingPaginator
 from invoices.admin.pages import InvoicePages
-from invoices.models import MIRRORED_FIELDS, Invoice, InvoiceEvent, Provider, SyncState
+from invoices.models import MIRRORED_FIELDS, Invoice, InvoiceEvent, Provider
 from invoices.services import intake, refresh, retry
 
 
@@ -54,16 +52,6 @@ class EventInline(admin.TabularInline):
 
     def has_change_permission(self, request, obj=None):
         return False
-
-
-def provider_anchor(invoice: Invoice, label: str):
-    """A link to the invoice at its provider (the MijnKlantportaal payment link, the Qonto
-    ``invoice_url``), opened in a new tab that gets no handle on this page."""
-    return format_html(
-        '<a href="{}" class="provider-link" target="_blank" rel="noopener noreferrer">{}</a>',
-        invoice.payment_link,
-        label,
-    )
 
 
 BOOKKEEPING_READONLY = (
@@ -111,7 +99,7 @@ def bookkeeping_fields(invoice: Invoice) -> tuple[str, ...]:
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
+class InvoiceAdmin(InvoiceColumns, InvoicePages, CorrectionPages, GuardedAdmin):
     # The key columns fit 1366 px without scrolling: the provider is a badge beside the number,
     # the issue date a tooltip on the due date, long names are cut with an ellipsis.
     list_display = (
@@ -229,94 +217,6 @@ class InvoiceAdmin(InvoicePages, CorrectionPages, GuardedAdmin):
 
     def has_export_invoices_permission(self, request) -> bool:
         return self.has_codename(request, "export_invoices")
-
-    # Columns ---------------------------------------------------------------------------------
-    # Each is written with format_html from the row's own fields (no query, no reverse() per row):
-    # a page of 100 rows renders each cell 100 times.
-    @admin.display(description=mark_safe('<input type="checkbox" id="action-toggle">'))
-    def action_checkbox(self, obj: Invoice):
-        """Django's own checkbox, written out rather than through the form widget's template."""
-        return format_html(
-            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
-            helpers.ACTION_CHECKBOX_NAME,
-            obj.pk,
-            format_html(_("Select this object for an action - {}"), str(obj)),
-        )
-
-    @admin.display(description="number", ordering="number")
-    def number_display(self, obj: Invoice):
-        badge = "MKP" if obj.provider == Provider.MKP else "Qonto"
-        return format_html(
-            '<span class="provider-badge provider-{}" title="{}" aria-hidden="true">{}</span> <span class="invoice-number">{}</span>',
-            obj.provider,
-            obj.get_provider_display(),
-            badge,
-            obj.number or obj.pdf_display_name or f"#{obj.pk}",
-        )
-
-    @admin.display(description="customer", ordering="customer__name")
-    def customer_display(self, obj: Invoice):
-        name = obj.customer.name if obj.customer else obj.customer_name
-        return format_html('<span class="ellipsis" title="{}">{}</span>', name, name)
-
-    @admin.display(description="amount", ordering="amount")
-    def amount_display(self, obj: Invoice) -> str:
-        return formatting.money(obj.amount, obj.currency)
-
-    @admin.display(description="VAT")
-    def vat_display(self, obj: Invoice) -> str:
-        return formatting.money(obj.vat_amount, obj.currency) or formatting.EMPTY
-
-    @admin.display(description="due", ordering="due_date")
-    def due_display(self, obj: Invoice):
-        return format_html(
-            '<span title="issued {}">{}</span>', formatting.day(obj.issue_date), formatting.day(obj.due_date)
-        )
-
-    @admin.display(description="paid", ordering="paid_at")
-    def paid_display(self, obj: Invoice) -> str:
-        return formatting.paid_on(obj)
-
-    @admin.display(description="status", ordering="status")
-    def status_display(self, obj: Invoice):
-        if obj.removed_at:
-            return mark_safe('<span class="status-removed">removed at provider</span>')
-        if obj.is_overdue:
-            return mark_safe('<span class="status-overdue">overdue</span>')
-        return obj.get_status_display()
-
-    @admin.display(description="sync", ordering="sync_state")
-    def sync_display(self, obj: Invoice):
-        label = obj.get_sync_state_display()
-        if obj.pending_action and obj.sync_state != SyncState.SYNCED:
-            label = f"{obj.get_pending_action_display()}: {label.lower()}"
-        css = f"sync-{obj.sync_state}"
-        if obj.last_error and obj.sync_state in (SyncState.FAILED, SyncState.PENDING):
-            return format_html('<span class="{}" title="{}">{} ⚠</span>', css, obj.last_error, label)
-        return format_html('<span class="{}">{}</span>', css, label)
-
-    @admin.display(description="open")
-    def links(self, obj: Invoice):
-        """The invoice at the provider (in a new tab) and its PDF."""
-        links = []
-        if obj.payment_link:
-            links.append(provider_anchor(obj, "provider"))
-        if obj.pdf or obj.remote_id:
-            url = pdf_url(obj.pk)
-            links.append(format_html('<a href="{}" class="open-pdf-link" target="_blank">PDF</a>', url))
-        return format_html_join(" ", "{}", ((link,) for link in links)) or formatting.EMPTY
-
-    @admin.display(description="at the provider")
-    def provider_link(self, obj: Invoice):
-        return provider_anchor(obj, obj.payment_link) if obj.payment_link else formatting.EMPTY
-
-    @admin.display(description="PDF")
-    def pdf_link(self, obj: Invoice):
-        if not obj.pdf and not obj.remote_id:
-            return formatting.EMPTY
-        url = pdf_url(obj.pk)
-        label = "Open PDF" if obj.pdf else "Open PDF (fetched from the provider)"
-        return format_html('<a href="{}" class="open-pdf-link" target="_blank">{}</a>', url, label)
 
     @property
     def media(self):

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from invoices.models import Provider
+from invoices.models.mirror import Provider
 
 
 class WebhookSubscription(models.Model):
