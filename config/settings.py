@@ -214,6 +214,8 @@ QONTO_STAGING_TOKEN = env.str("QONTO_STAGING_TOKEN", default="")
 PUSH_MAX_ATTEMPTS = env.int("PUSH_MAX_ATTEMPTS", default=8)
 PUSH_BACKOFF_CAP_SECONDS = env.float("PUSH_BACKOFF_CAP_SECONDS", default=900.0)
 SYNC_STALE_AFTER_MINUTES = env.int("SYNC_STALE_AFTER_MINUTES", default=60)
+# The dashboard recomputes its figures itself when their snapshot is older than this.
+DASHBOARD_SNAPSHOT_MAX_AGE_SECONDS = env.int("DASHBOARD_SNAPSHOT_MAX_AGE_SECONDS", default=600)
 MKP_SYNC_PAGE_BUDGET = env.int("MKP_SYNC_PAGE_BUDGET", default=40)
 MKP_LOOKUP_PAGES_PER_ATTEMPT = env.int("MKP_LOOKUP_PAGES_PER_ATTEMPT", default=20)
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)

@@ -1,14 +1,10 @@
-"""Reads for the receivables dashboard on the admin index.
+"""The receivables dashboard on the admin index, read from the snapshot of its figures.
 
-Every block is one grouped query with conditional aggregates, whatever the number of invoices;
-per-provider figures and the totals come from the same rows. Each figure carries the query of the
-invoice list that shows the same invoices, so a click lists what was counted.
-
-The figures staff act on (outstanding, overdue, aging, paid this month, the customers with the most
-overdue, sync health) are read live. The chart's months and what was invoiced in the last 90 days
-(days sales outstanding) come from the snapshot of monthly totals
-(``invoices.services.month_totals``), recomputed every few minutes and after a sync run that
-changed invoices; the page says when it was taken.
+Every figure but the sync health comes from ``invoices.services.dashboard_snapshot``: one stored
+document, read in one query whatever the number of invoices, recomputed after the changes that
+move it and every minute (computed here first when it is missing or too old); the page says when
+it was taken. The sync health is read live (a few constant queries). Each figure carries the query
+of the invoice list that shows the same invoices, so a click lists what was counted.
 
 Only EUR invoices count in the EUR figures; what is outstanding in another currency is listed
 apart. Invoices removed at the provider count nowhere.
@@ -22,23 +18,16 @@ from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import Case, CharField, Count, F, Max, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models import Count, Value
 from django.urls import reverse
 from django.utils import timezone
 
-from invoices.models import Customer, Invoice, InvoiceStatus, Provider, SyncProblem, SyncRun, SyncState
-from invoices.selectors import AGING_BUCKETS, aging_days_q, outstanding_q, overdue_q
-from invoices.services.month_totals import RECENT_DAYS as DSO_DAYS
-from invoices.services.month_totals import month_start as _month_start
-from invoices.services.month_totals import month_totals_snapshot
+from invoices.models import Invoice, InvoiceStatus, Provider, SyncProblem, SyncRun, SyncState
+from invoices.selectors import AGING_BUCKETS
+from invoices.services.dashboard_snapshot import EUR, PROVIDERS, ZERO, dashboard_snapshot_read
+from invoices.services.dashboard_snapshot import RECENT_DAYS as DSO_DAYS
 from invoices.webhooks.health import webhooks_last_verified
 
-EUR = "EUR"
-ZERO = Decimal("0.00")
-MONTHS = 12
-TOP_CUSTOMERS = 10
-# Every provider, named: a provider no longer offered is left out of the figures.
-PROVIDERS = [provider.value for provider in Provider]
 # What is counted: a row (COUNT(1)), not its id, so that the covering indexes answer on their own.
 ROW = Value(1)
 
@@ -96,8 +85,8 @@ class Dashboard:
     columns: list[str]  # the providers' names, then "Total"
     rows: list[Row]
     dso_since: date
-    months: list[Month]  # from the snapshot of monthly totals, as it was at chart_as_of
-    chart_as_of: datetime
+    months: list[Month]
+    as_of: datetime  # when the snapshot of the figures (all but the sync health) was computed
     top_customers: list[tuple[str, str, Figure]]  # name, provider, overdue
     other_currencies: list[tuple[str, str, Figure]]  # currency, provider, outstanding
     sync: list[SyncHealth]
@@ -117,10 +106,6 @@ def _add(cells: list[Figure], provider: str, count: int, amount: Decimal | None)
     cells[-1].add(count, amount)
 
 
-def _midnight(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, datetime.min.time()))
-
-
 def _days_outstanding(outstanding: Decimal, invoiced: Decimal) -> Decimal | None:
     if invoiced <= 0:
         return None
@@ -128,45 +113,39 @@ def _days_outstanding(outstanding: Decimal, invoiced: Decimal) -> Decimal | None
 
 
 def receivables_dashboard() -> Dashboard:
-    today = timezone.localdate()
+    snapshot = dashboard_snapshot_read()
+    document = snapshot.figures
+    today = date.fromisoformat(document["today"])
     eur = {"currency": EUR}
 
-    # Block 1: what is outstanding, overdue and in each aging bucket (one query): the outstanding
-    # rows counted and added up per aging bucket (by due date only, so the outstanding index answers
-    # on its own); overdue is every bucket but "not yet due".
+    # What is outstanding, overdue and in each aging bucket; overdue is every bucket but "not yet due".
     outstanding = _columns(outstanding="all", **eur)
     overdue = _columns(overdue="yes", **eur)
     aging = {key: _columns(outstanding=key, **eur) for key, _, _, _ in AGING_BUCKETS}
     not_yet_due = AGING_BUCKETS[0][0]
-    bucket = Case(
-        *(When(aging_days_q(key, today=today), then=Value(key)) for key, _, _, _ in AGING_BUCKETS),
-        output_field=CharField(),
-    )
     others: dict[tuple[str, str], Figure] = {}
-    for row in (
-        Invoice.objects.filter(outstanding_q(), provider__in=PROVIDERS)
-        .annotate(bucket=bucket)
-        .values("provider", "currency", "bucket")
-        .annotate(n=Count(ROW), total=Sum("amount"))
-        .order_by()
-    ):
-        provider, currency = row["provider"], row["currency"]
+    for row in document["outstanding"]:
+        provider, currency, count, amount = (
+            row["provider"],
+            row["currency"],
+            row["count"],
+            Decimal(row["amount"]),
+        )
+        if provider not in PROVIDERS:
+            continue
         if currency != EUR:
             key = (currency, provider)
             others.setdefault(key, Figure(params=_params(provider, outstanding="all", currency=currency)))
-            others[key].add(row["n"], row["total"])
+            others[key].add(count, amount)
             continue
         for cells in (
             outstanding,
             aging[row["bucket"]],
             *([overdue] if row["bucket"] != not_yet_due else []),
         ):
-            _add(cells, provider, row["n"], row["total"])
+            _add(cells, provider, count, amount)
     other_currencies = [(c, Provider(p).label, figure) for (c, p), figure in sorted(others.items())]
 
-    # Block 2: what was paid this month (one query, live), read from the payment-date index over
-    # this month's payments only.
-    month_start = _month_start(today)
     paid_this_month = _columns(
         status__exact=InvoiceStatus.PAID.value,
         paid_at__year=str(today.year),
@@ -174,28 +153,7 @@ def receivables_dashboard() -> Dashboard:
         removed="no",
         **eur,
     )
-    for row in (
-        Invoice.objects.filter(
-            provider__in=PROVIDERS,
-            status=InvoiceStatus.PAID,
-            removed_at__isnull=True,
-            currency=EUR,
-            paid_at__gte=_midnight(month_start),
-            paid_at__lt=_midnight(_month_start(today, -1)),
-        )
-        .values("provider")
-        .annotate(n=Count(ROW), total=Sum("amount"))
-        .order_by()
-    ):
-        _add(paid_this_month, row["provider"], row["n"], row["total"])
-
-    # Block 3: the chart's months and what was invoiced in the last DSO_DAYS days, from the
-    # snapshot of monthly totals (one query; recomputed every few minutes off the request path).
-    snapshot = [total for total in month_totals_snapshot() if total.currency == EUR]
-    as_of = max(total.computed_at for total in snapshot)
-    as_of_day = timezone.localdate(as_of)
-    months = {_month_start(as_of_day, back): Month(_month_start(as_of_day, back)) for back in range(MONTHS)}
-    dso_since = snapshot[0].recent_since
+    dso_since = date.fromisoformat(document["dso_since"])
     invoiced = _columns(
         issue_date__gte=dso_since.isoformat(),
         status__in=f"{InvoiceStatus.OPEN.value},{InvoiceStatus.PAID.value}",
@@ -203,12 +161,14 @@ def receivables_dashboard() -> Dashboard:
         removed="no",
         **eur,
     )
-    for total in snapshot:
-        if (month := months.get(total.month)) is not None:
-            month.invoiced += total.invoiced_amount
-            month.paid += total.paid_amount
-        if total.provider in PROVIDERS:
-            _add(invoiced, total.provider, total.recent_count, total.recent_amount)
+    for cells, key in ((paid_this_month, "paid_this_month"), (invoiced, "invoiced_recent")):
+        for row in document[key]:
+            if row["provider"] in PROVIDERS:
+                _add(cells, row["provider"], row["count"], Decimal(row["amount"]))
+    months = [
+        Month(date.fromisoformat(row["month"]), Decimal(row["invoiced"]), Decimal(row["paid"]))
+        for row in document["months"]
+    ]
 
     dso = [_days_outstanding(o.amount, i.amount) for o, i in zip(outstanding, invoiced, strict=True)]
     rows = [
@@ -224,40 +184,16 @@ def receivables_dashboard() -> Dashboard:
         columns=[*(p.label for p in Provider), "Total"],
         rows=rows,
         dso_since=dso_since,
-        months=sorted(months.values(), key=lambda m: m.start),
-        chart_as_of=as_of,
-        top_customers=_top_customers(today),
+        months=months,
+        as_of=snapshot.computed_at,
+        top_customers=_top_customers(document["top_customers"]),
         other_currencies=other_currencies,
         sync=_sync_health(),
     )
 
 
-def _top_customers(today: date) -> list[tuple[str, str, Figure]]:
-    """The customers owing the most overdue EUR (one query), from the outstanding index. An invoice
-    linked to no customer is counted under the name written on it, per provider."""
-    unlinked = Q(customer_id__isnull=True)
-    rows = (
-        Invoice.objects.filter(overdue_q(today=today), provider__in=PROVIDERS, currency=EUR)
-        .annotate(
-            unlinked_name=Case(When(unlinked, then=F("customer_name")), default=Value("")),
-            unlinked_provider=Case(When(unlinked, then=F("provider")), default=Value("")),
-        )
-        .values("customer_id", "unlinked_name", "unlinked_provider")
-        .annotate(
-            invoice_name=Max("customer_name"),
-            provider=Max("provider"),
-            n=Count(ROW),
-            total=Sum("amount"),
-        )
-        # The customer's name for the ten rows kept only (PostgreSQL evaluates it after the limit):
-        # grouping needs the outstanding index alone, no join.
-        .annotate(
-            name=Subquery(Customer.objects.filter(pk=OuterRef("customer_id")).order_by().values("name")[:1])
-        )
-        .order_by(F("total").desc(nulls_last=True), "customer_id", "unlinked_name", "unlinked_provider")[
-            :TOP_CUSTOMERS
-        ]
-    )
+def _top_customers(rows: list[dict]) -> list[tuple[str, str, Figure]]:
+    """The customers with the most overdue, each with the list of just its overdue invoices."""
     customers = []
     for row in rows:
         if row["customer_id"] is None:
@@ -265,13 +201,13 @@ def _top_customers(today: date) -> list[tuple[str, str, Figure]]:
             which = {
                 "customer__isnull": "True",
                 "customer_name__exact": row["unlinked_name"],
-                "provider__exact": row["unlinked_provider"],
+                "provider__exact": row["provider"],
             }
         else:
-            name = row["name"] or row["invoice_name"] or f"Customer #{row['customer_id']}"
+            name = row["name"] or f"Customer #{row['customer_id']}"
             which = {"customer__id__exact": str(row["customer_id"])}
         figure = Figure(params={"overdue": "yes", "currency": EUR, **which})
-        figure.add(row["n"], row["total"])
+        figure.add(row["count"], Decimal(row["amount"]))
         customers.append((name, Provider(row["provider"]).label, figure))
     return customers
 

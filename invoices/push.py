@@ -30,6 +30,7 @@ from invoices.models import (
 )
 from invoices.providers import client_for
 from invoices.retries import fail, gone, handle_error
+from invoices.services.dashboard_snapshot import dashboard_snapshot_queue
 from invoices.sync.mirror import apply_remote
 
 logger = logging.getLogger(__name__)
@@ -224,6 +225,7 @@ def _record_success(invoice: Invoice, remote: RemoteInvoice) -> None:
             message=f"{row.get_provider_display()} confirmed ({remote.remote_id}).",
             changes={k: v for k, v in changes.items() if v is not None},
         )
+        dashboard_snapshot_queue()  # a payment or a create confirmed: the dashboard follows on commit
 
 
 def _requested_by(row: Invoice, action: str):
@@ -261,6 +263,7 @@ def _record_removed(invoice: Invoice, removed: Removed) -> None:
             kind=InvoiceEvent.Kind.REMOVED_AT_PROVIDER,
             message="Deleted at the provider before we read it back.",
         )
+        dashboard_snapshot_queue()
 
 
 def _settle(row: Invoice, now: datetime) -> None:

@@ -10,7 +10,7 @@ from invoices import push, sync
 from invoices.models import ActionBatch, SyncRun, WebhookDelivery
 from invoices.providers import is_configured
 from invoices.retries import backoff_seconds
-from invoices.services.month_totals import month_totals_refresh, month_totals_started
+from invoices.services.dashboard_snapshot import dashboard_snapshot_refresh, dashboard_snapshot_started
 from invoices.services.refresh import actionbatch_refresh
 from invoices.sync.runs import abandon_stopped_runs
 from invoices.webhooks.processing import webhook_delivery_process
@@ -85,8 +85,9 @@ def process_webhook_delivery(self, delivery_id: int, again: bool = False) -> Non
 
 
 @shared_task
-def refresh_month_totals(queued_by: str = "") -> int:
-    """Recompute the dashboard's monthly totals (every few minutes, and after a sync run that
-    changed invoices: ``queued_by`` is then the holder of the "queued" mark, let go on start)."""
-    month_totals_started(queued_by=queued_by)
-    return len(month_totals_refresh())
+def refresh_dashboard_snapshot(queued_by: str = "") -> bool:
+    """Recompute the dashboard's figures (every minute, and after a change that moves them:
+    ``queued_by`` is then the holder of the "queued" mark, let go on start). Returns whether the
+    snapshot was stored."""
+    dashboard_snapshot_started(queued_by=queued_by)
+    return dashboard_snapshot_refresh() is not None

@@ -20,7 +20,7 @@ from invoices.models.mirror import (
     invoice_pdf_path,
 )
 from invoices.models.sync import SyncCursor, SyncProblem, SyncRun
-from invoices.models.totals import MonthTotal
+from invoices.models.totals import DashboardSnapshot
 from invoices.models.workers import Lease, ProviderToken
 from invoices.webhooks.models import WebhookDelivery, WebhookSubscription
 
@@ -29,11 +29,11 @@ __all__ = [
     "ActionBatch",
     "ActionBatchItem",
     "Customer",
+    "DashboardSnapshot",
     "Invoice",
     "InvoiceEvent",
     "InvoiceStatus",
     "Lease",
-    "MonthTotal",
     "PendingAction",
     "Provider",
     "ProviderToken",

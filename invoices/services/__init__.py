@@ -11,5 +11,5 @@ a task, never both. Each module's docstring says which route each of its service
 - ``syncing``: a sync run queued by hand
 - ``sending``: the two routes to the push (queue after commit, or send now with its ``Sent``)
 - ``batches``: the bookkeeping of a bulk action (``ActionBatch``)
-- ``month_totals``: the dashboard chart's snapshot of monthly totals, recomputed by a task
+- ``dashboard_snapshot``: every figure of the dashboard, computed off the request path and stored
 """

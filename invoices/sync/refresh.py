@@ -9,6 +9,7 @@ from django.utils import timezone
 from integrations import errors
 from invoices.models import Invoice, InvoiceEvent, Provider
 from invoices.providers import client_for
+from invoices.services import dashboard_snapshot  # a module: it imports invoices.sync in turn
 from invoices.sync.mirror import upsert_invoices
 
 
@@ -34,6 +35,8 @@ def refresh_invoices(*, invoice_ids: list[int], client=None) -> dict:
             continue
         upsert_invoices(provider=invoice.provider, remotes=[remote], fetched_at=fetched_at)
         outcome["refreshed"] += 1
+    if outcome["refreshed"] or outcome["removed"]:
+        dashboard_snapshot.dashboard_snapshot_queue()  # the invoice page, a bulk refresh, a sync's removal check
     return outcome
 
 
@@ -51,8 +54,10 @@ def refresh_remote_invoice(*, provider: str, remote_id: str, client=None) -> str
         if invoice is None:
             return "unknown"
         _mark_removed(invoice, at=fetched_at)
+        dashboard_snapshot.dashboard_snapshot_queue()
         return "removed"
     upsert_invoices(provider=provider, remotes=[remote], fetched_at=fetched_at)
+    dashboard_snapshot.dashboard_snapshot_queue()  # a webhook's refresh: the dashboard follows
     return "refreshed"
 
 

@@ -13,7 +13,7 @@ from integrations import errors
 from integrations.ratelimit import SCAN
 from invoices.models import Lease, Provider, SyncRun
 from invoices.providers import client_for
-from invoices.services import month_totals
+from invoices.services import dashboard_snapshot  # a module: it imports invoices.sync in turn
 from invoices.sync import leases
 from invoices.sync.collector import bulk_allocations
 from invoices.sync.customers import customers
@@ -70,7 +70,7 @@ def sync_provider(*, provider: str, mode: str = MODE_QUICK) -> SyncRun:
         )
         run.refresh_from_db()
         if mode != MODE_CUSTOMERS and (run.created or run.updated or run.removed):
-            month_totals.month_totals_queue()  # the dashboard's chart, recomputed off this path
+            dashboard_snapshot.dashboard_snapshot_queue()  # the dashboard's figures, recomputed off this path
         return run
 
 

@@ -15,10 +15,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 from invoices import selectors
-from invoices.models import Invoice, InvoiceStatus, MonthTotal, Provider, SyncProblem, SyncRun, SyncState
+from invoices.models import (
+    DashboardSnapshot,
+    Invoice,
+    InvoiceStatus,
+    Provider,
+    SyncProblem,
+    SyncRun,
+    SyncState,
+)
 from invoices.roles import ADMIN, CLERK, VIEWER
-from invoices.services.month_totals import month_totals_compute
-from invoices.tasks import refresh_month_totals
+from invoices.services.dashboard_snapshot import dashboard_snapshot_compute
+from invoices.tasks import refresh_dashboard_snapshot
 from tests.factories import CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
@@ -288,7 +296,7 @@ def test_query_count_does_not_grow_with_the_invoices(viewer_client):
                 status=InvoiceStatus.PAID if i % 4 == 0 else InvoiceStatus.OPEN,
                 paid_at=timezone.now() - timedelta(days=i % 300) if i % 4 == 0 else None,
             )
-        refresh_month_totals()  # as the schedule does: the page reads the snapshot
+        refresh_dashboard_snapshot()  # as the schedule does: the page reads the snapshot
         with CaptureQueriesContext(connection) as captured:
             assert viewer_client.get(INDEX).status_code == 200
         return len(captured)
@@ -300,107 +308,123 @@ def test_query_count_does_not_grow_with_the_invoices(viewer_client):
 
 
 def test_the_first_view_without_a_snapshot_computes_and_stores_it(viewer_client, book):
-    assert not MonthTotal.objects.exists()
+    assert not DashboardSnapshot.objects.exists()
     first = viewer_client.get(INDEX).context["dashboard"]
-    assert MonthTotal.objects.filter(currency="EUR").count() == 2 * 13  # every provider and month
-    assert first.chart_as_of == timezone.now()
+    assert DashboardSnapshot.objects.count() == 1
+    assert first.as_of == timezone.now()
     with CaptureQueriesContext(connection) as captured:
         again = viewer_client.get(INDEX).context["dashboard"]
-    assert [(m.start, m.invoiced, m.paid) for m in again.months] == [
-        (m.start, m.invoiced, m.paid) for m in first.months
-    ]
-    assert sum("invoices_monthtotal" in q["sql"] for q in captured) == 1, "read, not recomputed"
+    assert again.rows == first.rows and again.months == first.months
+    assert again.top_customers == first.top_customers
+    assert sum("invoices_dashboardsnapshot" in q["sql"] for q in captured) == 1, "read, not recomputed"
+    assert not [q for q in captured if "GROUP BY" in q["sql"] and "SUM" in q["sql"]], "no figure computed"
 
 
-def _expected_totals(today: date) -> dict[tuple[str, str, date], tuple]:
-    """The monthly totals worked out invoice by invoice, in Python, from the rows themselves."""
-    first = date(today.year - 1, today.month, 1) if today.month > 1 else date(today.year - 2, 12, 1)
-    since = today - timedelta(days=90)
-    totals: dict[tuple[str, str, date], list] = {}
-    for invoice in Invoice.objects.all():
-        if invoice.removed_at is not None:
-            continue
-        key = (invoice.provider, invoice.currency)
+def test_a_stale_snapshot_is_recomputed_by_the_page(viewer_client, book, settings):
+    settings.DASHBOARD_SNAPSHOT_MAX_AGE_SECONDS = 600
+    with time_machine.travel(NOW - timedelta(seconds=599), tick=False):
+        refresh_dashboard_snapshot()
+    # A payment the snapshot has not seen yet (no worker is running).
+    invoice = Invoice.objects.get(amount=Decimal("2500.50"))
+    invoice.status, invoice.paid_at = InvoiceStatus.PAID, timezone.now() - timedelta(hours=1)
+    invoice.save()
+    fresh_enough = viewer_client.get(INDEX).context["dashboard"]
+    assert fresh_enough.as_of == NOW - timedelta(seconds=599)
+    assert cells(figures_of(fresh_enough)["Outstanding"])[1] == (2, Decimal("3500.50"))
+    with time_machine.travel(NOW + timedelta(seconds=2), tick=False):
+        recomputed = viewer_client.get(INDEX).context["dashboard"]
+        assert recomputed.as_of == timezone.now()
+    assert cells(figures_of(recomputed)["Outstanding"])[1] == (1, Decimal("1000.00"))
+    assert DashboardSnapshot.objects.get().computed_at == NOW + timedelta(seconds=2), "and stored"
+
+
+def test_a_snapshot_of_yesterday_is_recomputed_by_the_page(viewer_client, book):
+    with time_machine.travel(datetime(2026, 11, 17, 23, 59, 30, tzinfo=AMSTERDAM), tick=False):
+        refresh_dashboard_snapshot()
+    after_midnight = datetime(2026, 11, 18, 0, 0, 5, tzinfo=AMSTERDAM)
+    with time_machine.travel(after_midnight, tick=False):
+        dashboard = viewer_client.get(INDEX).context["dashboard"]
+    assert (dashboard.today, dashboard.as_of) == (TODAY, after_midnight), "yesterday's aging is not today's"
+
+
+def figures_of(dashboard) -> dict:
+    return {row.label: row for row in dashboard.rows}
+
+
+def _expected_months(today: date) -> dict[date, tuple[Decimal, Decimal]]:
+    """The chart's months worked out invoice by invoice, in Python, from the rows themselves."""
+    first = date(today.year - 1, today.month + 1, 1) if today.month < 12 else date(today.year, 1, 1)
+    months: dict[date, list[Decimal]] = {}
+    for invoice in Invoice.objects.filter(currency="EUR", removed_at=None):
         if invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.PAID) and invoice.remote_id:
             month = invoice.issue_date.replace(day=1)
             if month >= first:
-                row = totals.setdefault((*key, month), [0, Decimal(0), 0, Decimal(0), 0, Decimal(0)])
-                row[0] += 1
-                row[1] += invoice.amount
-                if invoice.issue_date >= since:
-                    row[2] += 1
-                    row[3] += invoice.amount
+                months.setdefault(month, [Decimal(0), Decimal(0)])[0] += invoice.amount
         if invoice.status == InvoiceStatus.PAID and invoice.paid_at:
             month = timezone.localtime(invoice.paid_at).date().replace(day=1)
             if month >= first:
-                row = totals.setdefault((*key, month), [0, Decimal(0), 0, Decimal(0), 0, Decimal(0)])
-                row[4] += 1
-                row[5] += invoice.amount
-    return {key: tuple(values) for key, values in totals.items()}
+                months.setdefault(month, [Decimal(0), Decimal(0)])[1] += invoice.amount
+    return {month: tuple(values) for month, values in months.items()}
 
 
-def test_the_snapshot_task_stores_the_same_totals_as_a_live_computation(book):
+def test_the_snapshot_task_stores_the_same_figures_as_a_live_computation(viewer_client, book):
     InvoiceFactory(
         provider=Provider.QONTO,
         status=InvoiceStatus.PAID,
-        issue_date=date(2025, 10, 20),  # before the 13 months kept: not counted as invoiced,
-        paid_at=at(2025, 11, 30, 23, 30),  # but paid on the last evening of the oldest month kept
+        issue_date=date(2025, 10, 20),  # before the 12 months kept: not counted as invoiced,
+        paid_at=at(2025, 12, 1, 0, 30),  # but paid in the first minutes of the oldest month kept
         amount=Decimal("42.00"),
     )
-    assert refresh_month_totals() == MonthTotal.objects.count()
-    stored = {
-        (t.provider, t.currency, t.month): (
-            t.invoiced_count,
-            t.invoiced_amount,
-            t.recent_count,
-            t.recent_amount,
-            t.paid_count,
-            t.paid_amount,
-        )
-        for t in MonthTotal.objects.all()
+    assert refresh_dashboard_snapshot()
+    stored = DashboardSnapshot.objects.get()
+    assert stored.computed_at == timezone.now()
+    assert stored.figures == dashboard_snapshot_compute()
+    months = {
+        date.fromisoformat(m["month"]): (Decimal(m["invoiced"]), Decimal(m["paid"]))
+        for m in stored.figures["months"]
     }
-    expected = _expected_totals(TODAY)
-    assert {key: value for key, value in stored.items() if any(value)} == expected
-    assert expected[(Provider.QONTO, "EUR", date(2025, 11, 1))][4:] == (1, Decimal("42.00"))
-    assert (Provider.QONTO, "EUR", date(2025, 10, 1)) not in stored
-    assert (Provider.QONTO, "USD", date(2026, 11, 1)) in expected  # other currencies are kept apart
-    live = {(t.provider, t.currency, t.month): t.paid_amount for t in month_totals_compute()}
-    assert live == {key: value[5] for key, value in stored.items()}
-    assert {t.computed_at for t in MonthTotal.objects.all()} == {timezone.now()}
+    assert len(months) == 12
+    assert {month: value for month, value in months.items() if any(value)} == _expected_months(TODAY)
+    assert months[date(2025, 12, 1)] == (Decimal("0.00"), Decimal("42.00"))
+    # The page shows what was stored, amounts as Decimal.
+    dashboard = viewer_client.get(INDEX).context["dashboard"]
+    assert {m.start: (m.invoiced, m.paid) for m in dashboard.months} == months
+    assert all(isinstance(f.amount, Decimal) for row in dashboard.rows for f in row.cells)
 
 
-def test_the_dashboard_says_when_the_chart_was_computed(viewer_client, book):
+def test_the_dashboard_says_when_its_figures_were_computed(viewer_client, book):
     with time_machine.travel(NOW - timedelta(minutes=4, seconds=30), tick=False):
-        refresh_month_totals()
+        refresh_dashboard_snapshot()
     response = viewer_client.get(INDEX)
-    assert response.context["dashboard"].chart_as_of == NOW - timedelta(minutes=4, seconds=30)
+    assert response.context["dashboard"].as_of == NOW - timedelta(minutes=4, seconds=30)
     html = response.content.decode()
-    assert "Chart as of 11:55:" in html
+    assert "Figures as of 11:55:30" in html
     with time_machine.travel(NOW.astimezone(ZoneInfo("UTC")), tick=False), timezone.override("Asia/Tokyo"):
-        assert "Chart as of 19:55:" in viewer_client.get(INDEX).content.decode()  # the viewer's zone
+        assert "Figures as of 19:55:30" in viewer_client.get(INDEX).content.decode()  # the viewer's zone
 
 
-def test_a_payment_shows_at_once_in_the_live_figures_and_in_the_chart_after_the_task(viewer_client, book):
-    refresh_month_totals()
+def test_a_payment_shows_after_the_recomputation_and_sync_health_at_once(viewer_client, book):
+    refresh_dashboard_snapshot()
     before = viewer_client.get(INDEX).context["dashboard"]
     # The sync mirrors a payment of the Qonto invoice 200 days overdue (EUR 2,500.50), made today.
     invoice = Invoice.objects.get(amount=Decimal("2500.50"))
     invoice.status, invoice.paid_at = InvoiceStatus.PAID, timezone.now() - timedelta(hours=1)
+    invoice.sync_state = SyncState.FAILED
     invoice.save()
+    unchanged = viewer_client.get(INDEX).context["dashboard"]
+    assert unchanged.rows == before.rows, "the snapshot's, until it is recomputed"
+    health = {h.provider: h for h in unchanged.sync}
+    assert health["qonto"].failed_pushes.count == 2, "the sync health is live"
+    refresh_dashboard_snapshot()
     after = viewer_client.get(INDEX).context["dashboard"]
-    rows_before, rows_after = ({row.label: row for row in dashboard.rows} for dashboard in (before, after))
+    rows_before, rows_after = figures_of(before), figures_of(after)
     d = Decimal
     assert cells(rows_after["Outstanding"])[1] == (1, d("1000.00"))
     assert cells(rows_after["Overdue"])[2] == (5, d("2000.00"))
     assert cells(rows_after["Over 90 days overdue"])[2] == (1, d("600.00"))
     assert cells(rows_after["Paid this month"])[2] == (3, d("2900.50"))
     assert [name for name, _, _ in after.top_customers] == ["Acme BV", "Cotton BV"]
-    # The chart (and what was invoiced) is the snapshot's until the task runs again.
     november = date(2026, 11, 1)
-    assert {m.start: m.paid for m in after.months}[november] == d("400.00")
-    assert after.months == before.months
-    refresh_month_totals()
-    assert {m.start: m.paid for m in viewer_client.get(INDEX).context["dashboard"].months}[november] == d(
-        "2900.50"
-    )
+    assert {m.start: m.paid for m in after.months}[november] == d("2900.50")
+    assert {m.start: m.paid for m in before.months}[november] == d("400.00")
     assert cells(rows_before["Paid this month"])[2] == (2, d("400.00"))
