@@ -31,21 +31,10 @@ SCHEDULES = [
 ]
 
 
-# Periodic tasks whose job was replaced: their row is renamed in place (keeping its history) and
-# takes the new job's timing once.
-RENAMED = {"Dashboard: recompute the monthly totals": "Dashboard: recompute the figures"}
-
-
 def register_schedules() -> list[str]:
     """Create missing periodic tasks and bring existing ones' task and arguments up to date."""
     names = []
     with transaction.atomic():
-        for old, new in RENAMED.items():
-            every = next(when for name, _, _, when in SCHEDULES if name == new)
-            if not PeriodicTask.objects.filter(name=new).exists():
-                PeriodicTask.objects.filter(name=old).update(
-                    name=new, interval=IntervalSchedule.objects.get_or_create(every=every, period=MINUTES)[0]
-                )
         for name, task, args, when in SCHEDULES:
             existing = PeriodicTask.objects.filter(name=name).first()
             if existing is None:

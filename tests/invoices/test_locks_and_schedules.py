@@ -59,18 +59,3 @@ def test_the_dashboard_figures_are_recomputed_every_minute():
     assert (task.interval.every, task.interval.period) == (1, IntervalSchedule.MINUTES)
     assert task.enabled
     assert task.task in app.tasks
-
-
-def test_the_monthly_totals_task_of_an_older_install_becomes_the_figures_task():
-    PeriodicTask.objects.filter(name="Dashboard: recompute the figures").delete()
-    old = PeriodicTask.objects.create(
-        name="Dashboard: recompute the monthly totals",
-        task="invoices.tasks.refresh_month_totals",
-        interval=IntervalSchedule.objects.get_or_create(every=5, period=IntervalSchedule.MINUTES)[0],
-    )
-    register_schedules()
-    task = PeriodicTask.objects.get(pk=old.pk)
-    assert task.name == "Dashboard: recompute the figures"
-    assert task.task == "invoices.tasks.refresh_dashboard_snapshot"
-    assert task.interval.every == 1
-    assert not PeriodicTask.objects.filter(name="Dashboard: recompute the monthly totals").exists()
