@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from integrations.sandbox.admin_events import bad, moment, read_body
+from integrations.sandbox.admin_events import bad, moment, read_body, stored_invoice
 from integrations.sandbox.store import QONTO_STATUSES, mkp_row, qonto_row
 from integrations.sandbox.web import Request, Response, Router, json_response
 
@@ -175,10 +175,10 @@ class AdminApi:
         provider, invoice_id = req.params["provider"], req.params["id"]
         store = self.app.store
         with store.lock:
+            invoice = stored_invoice(store, provider, invoice_id)
+            if isinstance(invoice, Response):
+                return invoice
             if provider == "mkp":
-                invoice = store.data.mkp_invoices.get(invoice_id)
-                if invoice is None:
-                    return bad("no such invoice", 404)
                 was_paid = invoice.paid_at is not None
                 if "paidAt" in body:
                     paid = moment(body["paidAt"])
@@ -190,21 +190,16 @@ class AdminApi:
                     event = "invoice-chargeback" if was_paid else "invoice-paid"
                     self.app.hooks.mkp_event(event, invoice.id)
                 return json_response(200, mkp_row(invoice))
-            if provider == "qonto":
-                invoice = store.data.qonto_invoices.get(invoice_id)
-                if invoice is None:
-                    return bad("no such invoice", 404)
-                status = body.get("status", invoice.status)
-                if status not in QONTO_STATUSES:
-                    return bad(f"status must be one of {', '.join(QONTO_STATUSES)}")
-                paid = moment(body["paid_at"]) if "paid_at" in body else invoice.paid_at
-                if paid is False:
-                    return bad("paid_at must be an ISO 8601 date-time with offset, or null")
-                invoice.status, invoice.paid_at = status, paid
-                store.touch(invoice)
-                self.app.qonto.invoice_event(invoice, req.base_url)
-                return json_response(200, qonto_row(invoice))
-        return bad("provider must be mkp or qonto", 404)
+            status = body.get("status", invoice.status)
+            if status not in QONTO_STATUSES:
+                return bad(f"status must be one of {', '.join(QONTO_STATUSES)}")
+            paid = moment(body["paid_at"]) if "paid_at" in body else invoice.paid_at
+            if paid is False:
+                return bad("paid_at must be an ISO 8601 date-time with offset, or null")
+            invoice.status, invoice.paid_at = status, paid
+            store.touch(invoice)
+            self.app.qonto.invoice_event(invoice, req.base_url)
+            return json_response(200, qonto_row(invoice))
 
     def delete(self, req: Request) -> Response:
         provider, invoice_id = req.params["provider"], req.params["id"]

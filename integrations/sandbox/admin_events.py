@@ -51,6 +51,15 @@ def read_body(req: Request) -> dict | Response:
     return body if isinstance(body, dict) else bad("the body must be a JSON object")
 
 
+def stored_invoice(store, provider: str, invoice_id: str):
+    """The sandbox's invoice ``invoice_id`` of ``provider``, or the 404 to answer."""
+    invoices = {"mkp": store.data.mkp_invoices, "qonto": store.data.qonto_invoices}.get(provider)
+    if invoices is None:
+        return bad("provider must be mkp or qonto", 404)
+    invoice = invoices.get(invoice_id)
+    return bad("no such invoice", 404) if invoice is None else invoice
+
+
 def moment(value: object):
     """An aware datetime, None for null, False when unreadable."""
     if value is None:
@@ -91,53 +100,43 @@ class EventAdmin:
             return bad("paid_at must be an ISO 8601 date-time with offset, or null")
         store = self.app.store
         with store.lock:
+            invoice = stored_invoice(store, provider, invoice_id)
+            if isinstance(invoice, Response):
+                return invoice
             if provider == "mkp":
-                invoice = store.data.mkp_invoices.get(invoice_id)
-                if invoice is None:
-                    return bad("no such invoice", 404)
                 if invoice.paid_at is not None:
                     return bad("the invoice is paid already", 409)
                 self.mkp_paid(invoice, when or times.utcnow().replace(microsecond=0))
                 return json_response(200, mkp_row(invoice))
-            if provider == "qonto":
-                invoice = store.data.qonto_invoices.get(invoice_id)
-                if invoice is None:
-                    return bad("no such invoice", 404)
-                if invoice.status != "unpaid":
-                    return bad(f"only an unpaid invoice can be paid; this one is {invoice.status}", 409)
-                day = (when or times.utcnow()).astimezone(times.PARIS).date()
-                invoice.status = "paid"
-                invoice.paid_at = datetime(day.year, day.month, day.day, tzinfo=times.PARIS)
-                store.touch(invoice)
-                self.app.qonto.invoice_event(invoice, req.base_url)
-                return json_response(200, qonto_row(invoice))
-        return bad("provider must be mkp or qonto", 404)
+            if invoice.status != "unpaid":
+                return bad(f"only an unpaid invoice can be paid; this one is {invoice.status}", 409)
+            day = (when or times.utcnow()).astimezone(times.PARIS).date()
+            invoice.status = "paid"
+            invoice.paid_at = datetime(day.year, day.month, day.day, tzinfo=times.PARIS)
+            store.touch(invoice)
+            self.app.qonto.invoice_event(invoice, req.base_url)
+            return json_response(200, qonto_row(invoice))
 
     def chargeback(self, req: Request) -> Response:
         provider, invoice_id = req.params["provider"], req.params["id"]
         store = self.app.store
         with store.lock:
+            invoice = stored_invoice(store, provider, invoice_id)
+            if isinstance(invoice, Response):
+                return invoice
             if provider == "mkp":
-                invoice = store.data.mkp_invoices.get(invoice_id)
-                if invoice is None:
-                    return bad("no such invoice", 404)
                 if invoice.paid_at is None:
                     return bad("the invoice is not paid", 409)
                 invoice.paid_at = None
                 store.touch(invoice)
                 self.app.hooks.mkp_event("invoice-chargeback", invoice.id)
                 return json_response(200, mkp_row(invoice))
-            if provider == "qonto":
-                invoice = store.data.qonto_invoices.get(invoice_id)
-                if invoice is None:
-                    return bad("no such invoice", 404)
-                if invoice.status != "paid":
-                    return bad("the invoice is not paid", 409)
-                invoice.status, invoice.paid_at = "unpaid", None
-                store.touch(invoice)
-                self.app.qonto.invoice_event(invoice, req.base_url)
-                return json_response(200, qonto_row(invoice))
-        return bad("provider must be mkp or qonto", 404)
+            if invoice.status != "paid":
+                return bad("the invoice is not paid", 409)
+            invoice.status, invoice.paid_at = "unpaid", None
+            store.touch(invoice)
+            self.app.qonto.invoice_event(invoice, req.base_url)
+            return json_response(200, qonto_row(invoice))
 
     # Customers -----------------------------------------------------------------------------------
     def add_customer(self, req: Request) -> Response:
