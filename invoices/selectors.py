@@ -5,6 +5,7 @@ once, for the dashboard and the list's filters alike."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -18,6 +19,11 @@ from invoices import formatting
 from invoices.models import ActionBatch, Customer, Invoice, InvoiceStatus, Provider, SyncRun, SyncState
 from invoices.providers import is_configured
 from invoices.webhooks.health import webhooks_silent_warnings
+
+
+def is_row_id(text: str) -> bool:
+    """Whether ``text`` from a URL is a primary key: ASCII digits that fit a 64-bit column."""
+    return re.fullmatch(r"[0-9]{1,18}", text) is not None
 
 
 def outstanding_q() -> Q:
@@ -133,7 +139,12 @@ def _outcome_conditions(batch: ActionBatch) -> tuple[Q, Q]:
     the invoice row."""
     if batch.kind == ActionBatch.Kind.REFRESH:
         return Q(finished_at__isnull=False, failed=False), Q(failed=True)
-    return Q(invoice__sync_state=SyncState.SYNCED), Q(invoice__sync_state=SyncState.FAILED)
+    return Q(invoice__sync_state=SyncState.SYNCED), Q(invoice__sync_state__in=UNSENT_SINCE)
+
+
+#: What a queued invoice of a push batch can only be once its push failed: failed, or since then
+#: corrected (a local draft again) or discarded. None of them moves on in that batch.
+UNSENT_SINCE = (SyncState.FAILED, SyncState.LOCAL_DRAFT, SyncState.DISCARDED)
 
 
 def batch_progress(batch: ActionBatch) -> BatchProgress:
@@ -186,6 +197,8 @@ def _row_outcome(batch: ActionBatch, item) -> tuple[str, str]:
         return (item.note or "refreshed"), "done"
     if invoice.sync_state == SyncState.FAILED:
         return f"failed: {invoice.last_error}", "failed"
+    if invoice.sync_state in UNSENT_SINCE:
+        return f"failed, and {invoice.get_sync_state_display().lower()} since", "failed"
     if invoice.sync_state == SyncState.SYNCED:
         return ("paid" if invoice.status == InvoiceStatus.PAID else "done"), "done"
     if invoice.last_error:

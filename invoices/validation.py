@@ -2,7 +2,8 @@
 
 Forms parse what staff typed (``parse_amount``, ``parse_calendar_date``) and check the PDF as it
 arrives; services check the rules (``validate_invoice_fields``) and raise a ``ValidationError``
-keyed by form field, so the page shows each message beside its field. Each check runs once.
+keyed by form field, so the page shows each message beside its field. The rules are written once;
+the form and the service both apply them, so a service called without a form checks as much.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -19,7 +19,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from pypdf import PdfReader
-from pypdf.errors import PyPdfError
 
 from integrations.qonto.mappers import latest_allowed_paid_on, paid_on
 from invoices.models import Customer, Invoice, Provider, SyncState
@@ -27,11 +26,6 @@ from invoices.models import Customer, Invoice, Provider, SyncState
 AMOUNT_RE = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 ZERO_CONFIRMATION = "Yes, the amount is 0.00"
-
-# Digests of PDFs read and found good: the form reads an upload, the service it hands it to does
-# not read it again. Bounded: a PDF is a pure function of its bytes, forgetting costs one re-read.
-_READABLE: OrderedDict[str, None] = OrderedDict()
-_READABLE_KEEP = 128
 
 
 # PDFs --------------------------------------------------------------------------------------------
@@ -49,21 +43,15 @@ def check_pdf(*, name: str, content: bytes) -> str:
     if not content:
         raise ValidationError(f"{name} is empty.")
     validate_pdf_size(name=name, size=len(content))
-    digest = hashlib.sha256(content).hexdigest()
-    if digest in _READABLE:
-        _READABLE.move_to_end(digest)
-        return digest
     if not content.lstrip()[:5] == b"%PDF-":
         raise ValidationError(f"{name} is not a PDF file.")
     try:
-        if len(PdfReader(io.BytesIO(content)).pages) < 1:
-            raise ValidationError(f"{name} is a PDF without pages.")
-    except (PyPdfError, ValueError, KeyError, OSError) as exc:
+        pages = len(PdfReader(io.BytesIO(content)).pages)
+    except Exception as exc:
         raise ValidationError(f"{name} is damaged and cannot be read as a PDF.") from exc
-    _READABLE[digest] = None
-    while len(_READABLE) > _READABLE_KEEP:
-        _READABLE.popitem(last=False)
-    return digest
+    if pages < 1:
+        raise ValidationError(f"{name} is a PDF without pages.")
+    return hashlib.sha256(content).hexdigest()
 
 
 class AlreadyUploaded(ValidationError):

@@ -15,6 +15,9 @@ from django.utils import timezone
 from invoices import selectors
 from invoices.models import Customer, InvoiceStatus, SyncState
 
+#: The dates a range filter takes: wide enough for any invoice, inside what a time zone can convert.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2999, 12, 31)
+
 
 class YesNoFilter(admin.SimpleListFilter):
     """A filter on one condition: rows that meet it, or rows that do not."""
@@ -145,9 +148,12 @@ class DateRangeFilter(admin.FieldListFilter):
         if not text:
             return None
         try:
-            return date.fromisoformat(text)
+            day = date.fromisoformat(text)
         except ValueError as exc:
             raise IncorrectLookupParameters(f"{param}: not a date (YYYY-MM-DD): {text!r}") from exc
+        if not FIRST_DAY <= day <= LAST_DAY:  # the calendar's edges overflow in a time zone
+            raise IncorrectLookupParameters(f"{param}: a date from {FIRST_DAY} to {LAST_DAY}: {text!r}")
+        return day
 
     def expected_parameters(self):
         return [self.since_param, self.until_param]
@@ -191,7 +197,7 @@ class CustomerFilter(admin.ListFilter):
         super().__init__(request, params, model, model_admin)
         values = params.pop(self.parameter_name, None) or [""]
         text = values[-1] if isinstance(values, list) else values
-        if text and not text.isdigit():
+        if text and not selectors.is_row_id(text):
             raise IncorrectLookupParameters(f"customer: not an id: {text!r}")
         self.customer_id = int(text) if text else None
 

@@ -61,7 +61,10 @@ class ActionBatchAdmin(ReadOnlyAdmin):
         ]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        batch = get_object_or_404(ActionBatch, pk=object_id)
+        batch = self.get_object(request, object_id)
+        if batch is None or not self.has_view_permission(request, batch):
+            # Django's own page says the batch does not exist, or refuses.
+            return super().change_view(request, object_id, form_url, extra_context)
         rows = selectors.batch_rows(batch)
         extra_context = {
             **(extra_context or {}),
@@ -79,7 +82,7 @@ class ActionBatchAdmin(ReadOnlyAdmin):
         batch = get_object_or_404(ActionBatch, pk=pk)
         status = selectors.batch_progress(batch).as_json()
         after = request.GET.get("after", "")
-        if after.isdigit():
+        if selectors.is_row_id(after):
             rows, next_after = selectors.batch_rows_after(batch, after=int(after))
             status["rows"] = [{key: row[key] for key in ("item", "outcome", "css")} for row in rows]
             status["next_after"] = next_after
