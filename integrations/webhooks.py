@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Mapping
 from typing import TypeVar
@@ -21,6 +22,8 @@ K = TypeVar("K")
 QONTO_TOLERANCE_SECONDS = 300
 QONTO_SIGNATURE_HEADER = "X-Qonto-Signature"
 MKP_SIGNATURE_HEADER = "X-Webhook-Signature"
+_QONTO_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_QONTO_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
 def qonto_signature(*, secret: str, timestamp: int, body: bytes) -> str:
@@ -34,10 +37,11 @@ def _qonto_header(header: str | None) -> tuple[int, list[str]]:
     timestamp, signatures = None, []
     for part in (header or "").split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
+        value = value.strip()
+        if name == "t" and _QONTO_TIMESTAMP.fullmatch(value):
             timestamp = int(value)
-        elif name == "v1" and value:
-            signatures.append(value.strip().lower())
+        elif name == "v1" and _QONTO_SIGNATURE.fullmatch(value.lower()):
+            signatures.append(value.lower())
     if timestamp is None or not signatures:
         raise errors.WebhookSignatureMissing(
             f"No readable {QONTO_SIGNATURE_HEADER} header (t=<timestamp>,v1=<signature>)."

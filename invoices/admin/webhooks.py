@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 
+import orjson
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
@@ -91,8 +92,10 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     @admin.display(description="body as received")
     def request_body(self, obj: WebhookDelivery) -> str:
         text = bytes(obj.body).decode("utf-8", errors="replace")
-        with contextlib.suppress(ValueError):
-            text = json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False)
+        with contextlib.suppress(orjson.JSONDecodeError):  # orjson also refuses a too deep nesting
+            text = orjson.dumps(
+                orjson.loads(obj.body), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+            ).decode()
         return format_html("<pre>{}</pre>", text)
 
     @admin.action(description="Process again", permissions=["process_again"])

@@ -78,7 +78,7 @@ def qonto_connect_finish(*, session: MutableMapping, params: Mapping[str, str]) 
     if (
         not isinstance(pending, dict)
         or not state
-        or not hmac.compare_digest(state, str(pending.get("state", "")))
+        or not hmac.compare_digest(state.encode(), str(pending.get("state", "")).encode())
     ):
         raise ValidationError(STATE_REFUSED)
     if float(pending.get("expires", 0)) < time.time():

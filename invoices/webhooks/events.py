@@ -50,7 +50,8 @@ def _text(value: object, limit: int = MAX_ID_LENGTH) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         return ""
     text = str(value).strip()
-    return text if 0 < len(text) <= limit else ""
+    # Printable only: no NUL (which PostgreSQL's text refuses), no line breaks in a log line.
+    return text if 0 < len(text) <= limit and text.isprintable() else ""
 
 
 def _first(mapping: dict, *names: str) -> str:

@@ -92,3 +92,19 @@ def test_mkp_header_carries_the_record_secret():
 def test_mkp_missing_or_wrong_header_is_refused(header, error):
     with pytest.raises(error):
         verify_mkp_signature(header=header, body=b"{}", secrets={1: "OUJX2prdBbJxR77BZlGz"})
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "t=²,v1=" + "0" * 64,  # a digit to str.isdigit, not to int()
+        "t=" + "9" * 400 + ",v1=" + "0" * 64,  # a timestamp no clock reaches
+        f"t={VECTOR_TIME},v1=é",  # not hex
+        f"t={VECTOR_TIME},v1=abc",  # too short for a SHA-256
+    ],
+)
+def test_qonto_an_unreadable_header_is_a_typed_refusal(header):
+    with pytest.raises(errors.WebhookSignatureMissing):
+        verify_qonto_signature(
+            header=header, body=VECTOR_BODY, secrets={"sub": VECTOR_SECRET}, now=VECTOR_TIME
+        )

@@ -2,6 +2,7 @@
 
 import time_machine
 from django.test import override_settings
+from django.urls import reverse
 
 from invoices.models import Provider, WebhookDelivery, WebhookSubscription
 from tests.invoices.webhook_helpers import (
@@ -154,3 +155,20 @@ def test_qonto_secret_is_chosen_by_subscription_id(client, db):
     assert post_qonto(client, qonto_body("evt-1", "inv-1"), secret=QONTO_SECRET).status_code == 200
     delivery = WebhookDelivery.objects.get()
     assert delivery.subscription.remote_id == "sub-1"
+
+
+def test_hostile_deliveries_are_refused_plainly_and_shown_safely(admin_client, client, db):
+    subscribe_all()
+    nul = client.post(
+        "/webhooks/qonto/",
+        data=b'{"id": "evt\\u0000x", "type": "v1/client-invoices\\nforged log line"}',
+        content_type="application/json",
+        HTTP_X_QONTO_SIGNATURE="t=\u00b2,v1=" + "0" * 64,
+    )
+    deep = client.post("/webhooks/qonto/", data=b"[" * 5000 + b"]" * 5000, content_type="application/json")
+    assert [nul.status_code, deep.status_code] == [401, 401]
+    first, second = WebhookDelivery.objects.order_by("pk")
+    assert (first.event_id, first.event_type) == ("", "")  # nothing unprintable is kept as a name
+    page = admin_client.get(reverse("admin:invoices_webhookdelivery_change", args=[second.pk]))
+    assert page.status_code == 200
+    assert "[[[[" in page.content.decode()
