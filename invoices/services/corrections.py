@@ -17,7 +17,6 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from invoices.models import Customer, Invoice, InvoiceEvent, PendingAction, Provider, SyncState
-from invoices.services.dashboard_snapshot import dashboard_snapshot_queue
 from invoices.services.intake import display_name
 from invoices.services.retry import invoice_send
 from invoices.services.sending import Sent
@@ -138,7 +137,6 @@ def invoice_correct(
             message=f"Corrected (was {was}); not sent yet.",
             changes=changes,
         )
-        dashboard_snapshot_queue()
         if old_file:
             storage = row.pdf.storage
             transaction.on_commit(lambda: storage.delete(old_file))
@@ -180,6 +178,5 @@ def invoice_discard(*, invoice: Invoice, actor) -> Invoice:
             actor=actor,
             message=f"Discarded (was {was}); it never reached {row.get_provider_display()}.",
         )
-        dashboard_snapshot_queue()
     invoice.refresh_from_db()
     return invoice

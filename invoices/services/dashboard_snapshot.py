@@ -9,8 +9,8 @@ then the stored snapshot is replaced in one short transaction. It is recomputed:
 - after commit, whenever invoices changed in a way that moves the figures
   (``dashboard_snapshot_queue``): a sync run that created, changed or removed invoices, a create or
   payment confirmed by the provider, a refresh from the provider (the invoice page, a bulk refresh,
-  a webhook), a correction or a discard. At most one recomputation is queued at a time, so a burst
-  of changes queues one;
+  a webhook). At most one recomputation is queued at a time, so a burst of changes queues one; a
+  broker or database that cannot be reached then is logged and left to the next minute's task;
 - every minute by the periodic task "Dashboard: recompute the figures" (``invoices.schedules``), the
   safety net;
 - by the dashboard itself when the snapshot is missing, older than
@@ -23,11 +23,13 @@ Invoices removed at the provider count nowhere. Amounts are stored as strings, r
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Case, CharField, Count, F, Max, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
@@ -35,6 +37,8 @@ from django.utils import timezone
 from invoices.models import Customer, DashboardSnapshot, Invoice, InvoiceStatus, Lease, Provider
 from invoices.selectors import AGING_BUCKETS, aging_days_q, outstanding_q, overdue_q
 from invoices.sync import leases
+
+logger = logging.getLogger(__name__)
 
 MONTHS = 12  # the chart's months
 RECENT_DAYS = 90  # the dashboard's "invoiced in the last 90 days" (days sales outstanding)
@@ -248,18 +252,37 @@ def dashboard_snapshot_read() -> DashboardSnapshot:
     snapshot = DashboardSnapshot.objects.order_by("pk").first()
     if snapshot is not None and _fresh(snapshot):
         return snapshot
-    return dashboard_snapshot_refresh() or DashboardSnapshot.objects.order_by("pk").first()
+    try:
+        return dashboard_snapshot_refresh() or DashboardSnapshot.objects.order_by("pk").first()
+    except DatabaseError:
+        if snapshot is None:
+            raise
+        # The page shows the older figures with their time rather than failing.
+        logger.warning("could not recompute the dashboard; showing the snapshot of %s", snapshot.computed_at)
+        return snapshot
 
 
-def dashboard_snapshot_queue() -> bool:
-    """Queue a recomputation after the current transaction commits, unless one is queued already
-    and has not started yet. Returns whether this call queued it."""
+def dashboard_snapshot_queue() -> None:
+    """Once the current transaction commits, queue a recomputation, unless one is queued already
+    and has not started yet (it will see this change: it reads after it starts)."""
+    transaction.on_commit(_queue_once, robust=True)
+
+
+def _queue_once() -> bool:
+    """Returns whether this call queued the recomputation. Never raises: the change is committed,
+    and the minute's task recomputes anyway."""
     from invoices.tasks import refresh_dashboard_snapshot
 
     holder = leases.new_holder()
-    if not leases.acquire(QUEUED, holder=holder, ttl=QUEUED_FOR):
+    try:
+        if not leases.acquire(QUEUED, holder=holder, ttl=QUEUED_FOR):
+            return False
+        refresh_dashboard_snapshot.delay(holder)
+    except Exception as exc:  # a broker or database that cannot be reached, whatever its client raises
+        logger.warning("could not queue the dashboard's recomputation: %s", exc)
+        with contextlib.suppress(DatabaseError):
+            leases.release(QUEUED, holder=holder)
         return False
-    transaction.on_commit(lambda: refresh_dashboard_snapshot.delay(holder))
     return True
 
 

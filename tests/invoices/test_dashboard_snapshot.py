@@ -117,3 +117,43 @@ def test_a_payment_confirmed_by_the_push_queues_a_recomputation_the_page_then_sh
     refresh_dashboard_snapshot(recomputations[0])
     assert total("Outstanding") == (outstanding[0] - 1, outstanding[1] - invoice.amount)
     assert total("Paid this month") == (paid[0] + 1, paid[1] + invoice.amount)
+
+
+def test_a_broker_that_cannot_be_reached_leaves_the_change_committed_and_the_mark_free(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    from kombu.exceptions import OperationalError as BrokerUnavailable
+
+    from invoices import tasks
+    from invoices.models import Lease
+    from invoices.services.dashboard_snapshot import QUEUED, dashboard_snapshot_queue
+
+    def down(*args):
+        raise BrokerUnavailable("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.refresh_dashboard_snapshot, "delay", down)
+    invoice = InvoiceFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        Invoice.objects.filter(pk=invoice.pk).update(status=InvoiceStatus.PAID)
+        dashboard_snapshot_queue()  # no exception reaches the caller
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.PAID
+    mark = Lease.objects.filter(name=QUEUED).first()
+    assert mark is None or mark.expires_at <= timezone.now(), "the next change may queue again"
+
+
+def test_the_dashboard_shows_the_older_figures_when_the_recomputation_fails(admin_client, monkeypatch):
+    from django.db import OperationalError
+
+    from invoices.services import dashboard_snapshot
+
+    InvoiceFactory()
+    stored = dashboard_snapshot_refresh()
+    DashboardSnapshot.objects.update(computed_at=stored.computed_at - timedelta(hours=1))  # stale
+
+    def fails(**kwargs):
+        raise OperationalError("canceling statement due to statement timeout")
+
+    monkeypatch.setattr(dashboard_snapshot, "dashboard_snapshot_compute", fails)
+    page = admin_client.get("/admin/")
+    assert page.status_code == 200
+    assert "Figures as of" in page.content.decode()
