@@ -3,8 +3,8 @@ search by number prefix and by customer name (trigrams, PostgreSQL only)."""
 
 import django.contrib.postgres.indexes
 import django.db.models.functions.text
-from django.conf import settings
 from django.contrib.postgres.operations import TrigramExtension
+from django.conf import settings
 from django.db import migrations, models
 
 
@@ -21,6 +21,14 @@ class AddIndexOnPostgres(migrations.AddIndex):
             super().database_backwards(app_label, schema_editor, from_state, to_state)
 
 
+class KeptTrigramExtension(TrigramExtension):
+    """pg_trgm for the name searches' indexes. Undoing the migration keeps the extension: other
+    schemas may use it, and only its owner may drop it."""
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        pass
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("invoices", "0007_bulk_progress"),
@@ -28,7 +36,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        TrigramExtension(),  # does nothing on SQLite
+        KeptTrigramExtension(),  # does nothing on SQLite
         migrations.RemoveIndex(model_name="invoice", name="invoice_number"),
         AddIndexOnPostgres(
             model_name="invoice",
