@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -94,10 +93,21 @@ def _checked_url(url: str) -> str:
 
 
 # What differs between the providers --------------------------------------------------------------
-def _remote_records(provider: str, client) -> Iterator:
+def _remote_records(provider: str, client) -> list:
+    """Every record the provider lists for us. A record we cannot read might be one of ours: acting
+    on the others as if it were absent could register twice or forget a secret, so it stops here."""
     pages = client.iter_webhooks() if provider == Provider.MKP else client.iter_webhook_subscriptions()
+    records, unreadable = [], []
     for page in pages:
-        yield from page.items
+        records += page.items
+        unreadable += page.problems
+    if unreadable:
+        raise ValidationError(
+            f"{PROVIDER_NAMES[provider]} listed {len(unreadable)} webhook record(s) we cannot read "
+            f"(record {unreadable[0].remote_id}, field {unreadable[0].field}); nothing was changed, here or there. Check them at "
+            f"{PROVIDER_NAMES[provider]} and try again."
+        )
+    return records
 
 
 def _create(provider: str, client, *, url: str, types: list[str]) -> list:
@@ -180,7 +190,7 @@ def webhooks_refresh(*, provider: str, client=None) -> Refresh:
     providers never list them), and none it no longer has."""
     client = client or client_for(provider)
     try:
-        records = list(_remote_records(provider, client))
+        records = _remote_records(provider, client)
     except errors.ProviderError as exc:
         raise _plain(exc) from exc
     result = Refresh(provider=provider)

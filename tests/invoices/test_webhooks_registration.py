@@ -101,3 +101,23 @@ def test_the_command_reports_a_missing_address(settings):
     settings.WEBHOOK_BASE_URL = ""
     with pytest.raises(CommandError, match="WEBHOOK_BASE_URL"):
         call_command("register_webhooks")
+
+
+@responses.activate
+def test_a_record_we_cannot_read_stops_register_and_refresh_before_any_change(mkp):
+    from invoices.webhooks.registration import webhooks_refresh
+
+    ours = WebhookSubscription.objects.create(
+        provider=Provider.MKP, remote_id="wbh_ours", event_types=["invoice-paid"], callback_url=URL, secret="s3cret"
+    )
+    unreadable = {**record(1, "invoice-paid", URL), "id": {"not": "an id"}}
+    responses.get(WEBHOOKS, json=page([unreadable], 1, None))
+    creates = _creates()
+    for act in (
+        lambda: webhooks_register(provider=Provider.MKP, url=URL, client=mkp),
+        lambda: webhooks_refresh(provider=Provider.MKP, client=mkp),
+    ):
+        with pytest.raises(ValidationError, match="1 webhook record"):
+            act()
+    assert sum(c.call_count for c in creates) == 0
+    assert list(WebhookSubscription.objects.all()) == [ours] and ours.secret == "s3cret"
