@@ -76,10 +76,14 @@ def refresh_batch(self, batch_id: int) -> None:
 def process_webhook_delivery(self, delivery_id: int, again: bool = False) -> None:
     """Process a stored webhook delivery; told to wait (the request budget, the provider down), go
     on later. The number of attempts is kept on the delivery, which bounds the retries."""
-    delivery = WebhookDelivery.objects.filter(pk=delivery_id).first()
-    if delivery is None:
-        return
-    retry_in = webhook_delivery_process(delivery=delivery, again=again)
+    try:
+        delivery = WebhookDelivery.objects.filter(pk=delivery_id).first()
+        if delivery is None:
+            return
+        retry_in = webhook_delivery_process(delivery=delivery, again=again)
+    except (OperationalError, InterfaceError) as exc:  # the database is waited out, as for a push
+        cap = settings.PUSH_BACKOFF_CAP_SECONDS
+        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries + 1, cap=cap)) from exc
     if retry_in is not None:
         raise self.retry(countdown=retry_in)
 

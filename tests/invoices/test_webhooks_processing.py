@@ -353,3 +353,24 @@ def test_process_again_includes_repeats_but_never_unverified(
     assert mkp_invoice.status == InvoiceStatus.PAID
     refused.refresh_from_db()
     assert refused.processed_at is None
+
+
+def test_the_webhook_task_waits_out_a_database_that_cannot_be_reached(db, monkeypatch):
+    from django.db import OperationalError
+
+    from invoices import tasks
+
+    answers = [OperationalError("server closed the connection unexpectedly"), None]
+
+    def flaky(*, delivery, again):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    delivery = WebhookDelivery.objects.create(provider=Provider.QONTO, headers={}, body=b"{}", verified=True)
+    countdowns = []
+    monkeypatch.setattr(tasks, "webhook_delivery_process", flaky)
+    monkeypatch.setattr(tasks, "backoff_seconds", lambda attempt, cap: countdowns.append(attempt) or 0)
+    tasks.process_webhook_delivery.apply(args=(delivery.pk,)).get()
+    assert countdowns == [1] and answers == [], "rescheduled with the backoff, then processed"

@@ -108,7 +108,11 @@ def test_a_record_we_cannot_read_stops_register_and_refresh_before_any_change(mk
     from invoices.webhooks.registration import webhooks_refresh
 
     ours = WebhookSubscription.objects.create(
-        provider=Provider.MKP, remote_id="wbh_ours", event_types=["invoice-paid"], callback_url=URL, secret="s3cret"
+        provider=Provider.MKP,
+        remote_id="wbh_ours",
+        event_types=["invoice-paid"],
+        callback_url=URL,
+        secret="s3cret",
     )
     unreadable = {**record(1, "invoice-paid", URL), "id": {"not": "an id"}}
     responses.get(WEBHOOKS, json=page([unreadable], 1, None))
