@@ -146,6 +146,9 @@ class WebhookSubscriptionAdmin(ReadOnlyAdmin):
     def has_manage_webhooks_permission(self, request) -> bool:
         return self.has_codename(request, "manage_webhooks")
 
+    def has_connect_qonto_permission(self, request) -> bool:
+        return self.has_codename(request, "connect_qonto")
+
     @admin.display(description="event types")
     def types(self, obj: WebhookSubscription) -> str:
         return ", ".join(obj.event_types)
@@ -183,6 +186,7 @@ class WebhookSubscriptionAdmin(ReadOnlyAdmin):
         extra_context = {
             **(extra_context or {}),
             "may_manage_webhooks": self.has_manage_webhooks_permission(request),
+            "may_connect_qonto": self.has_connect_qonto_permission(request),
         }
         return super().changelist_view(request, extra_context)
 
@@ -231,7 +235,7 @@ class WebhookSubscriptionAdmin(ReadOnlyAdmin):
 
     def connect_qonto_view(self, request):
         """Off to Qonto's consent page, with a state bound to this session."""
-        self.require(self.has_manage_webhooks_permission(request))
+        self.require(self.has_connect_qonto_permission(request))
         done = request.build_absolute_uri(reverse("admin:invoices_webhooksubscription_connect_qonto_done"))
         try:
             return HttpResponseRedirect(qonto_connect_start(session=request.session, redirect_uri=done))
@@ -241,7 +245,7 @@ class WebhookSubscriptionAdmin(ReadOnlyAdmin):
 
     def connect_qonto_done_view(self, request):
         """Where Qonto sends the staff member back, with a code (or an error) and our state."""
-        self.require(self.has_manage_webhooks_permission(request))
+        self.require(self.has_connect_qonto_permission(request))
         try:
             qonto_connect_finish(session=request.session, params=request.GET)
         except ValidationError as exc:

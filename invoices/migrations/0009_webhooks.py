@@ -63,7 +63,10 @@ class Migration(migrations.Migration):
             ],
             options={
                 "ordering": ["provider", "remote_id"],
-                "permissions": [("manage_webhooks", "Can register and delete webhook subscriptions")],
+                "permissions": [
+                    ("manage_webhooks", "Can register and delete webhook subscriptions"),
+                    ("connect_qonto", "Can connect the Qonto account (OAuth)"),
+                ],
                 "constraints": [
                     models.UniqueConstraint(
                         fields=("provider", "remote_id"), name="webhooksubscription_unique"

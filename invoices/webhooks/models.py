@@ -29,7 +29,11 @@ class WebhookSubscription(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["provider", "remote_id"], name="webhooksubscription_unique"),
         ]
-        permissions = [("manage_webhooks", "Can register and delete webhook subscriptions")]
+        permissions = [
+            ("manage_webhooks", "Can register and delete webhook subscriptions"),
+            # Connecting replaces the Qonto tokens every sync and push uses: a right of its own.
+            ("connect_qonto", "Can connect the Qonto account (OAuth)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} {', '.join(self.event_types) or self.remote_id}"

@@ -62,10 +62,10 @@ URLS: dict[str, tuple[str | None, str | None]] = {
     "invoices_webhooksubscription_register_mkp": ("invoices.manage_webhooks", "invoices.manage_webhooks"),
     "invoices_webhooksubscription_register_qonto": ("invoices.manage_webhooks", "invoices.manage_webhooks"),
     "invoices_webhooksubscription_refresh": ("invoices.manage_webhooks", "invoices.manage_webhooks"),
-    "invoices_webhooksubscription_connect_qonto": ("invoices.manage_webhooks", "invoices.manage_webhooks"),
+    "invoices_webhooksubscription_connect_qonto": ("invoices.connect_qonto", "invoices.connect_qonto"),
     "invoices_webhooksubscription_connect_qonto_done": (
-        "invoices.manage_webhooks",
-        "invoices.manage_webhooks",
+        "invoices.connect_qonto",
+        "invoices.connect_qonto",
     ),
 }
 for _model in ("customer", "actionbatch", "syncrun", "syncproblem", "webhookdelivery", "webhooksubscription"):

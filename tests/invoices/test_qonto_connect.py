@@ -274,3 +274,19 @@ def test_managing_subscriptions_is_refused_without_the_permission(client, django
     assert WebhookSubscription.objects.filter(pk=subscription.pk).exists()
     assert len(requests.get(f"{qonto_oauth.admin_url}/webhooks", timeout=10).json()["mkp"]) == 0
     assert SESSION_KEY not in client.session
+
+
+def test_managing_webhooks_does_not_give_connecting_the_qonto_account(client, django_user_model, qonto_oauth):
+    manager = staff_with(
+        django_user_model,
+        "mia",
+        group=CLERK,
+        perms=("invoices.view_webhooksubscription", "invoices.manage_webhooks"),
+    )
+    client.force_login(manager)
+    page = client.get(reverse(CHANGELIST)).content.decode()
+    assert "refresh-subscriptions" in page and "connect-qonto-link" not in page
+    for name in ("connect_qonto", "connect_qonto_done"):
+        url = reverse(f"admin:invoices_webhooksubscription_{name}")
+        assert client.get(url).status_code == 403 and client.post(url).status_code == 403, name
+    assert SESSION_KEY not in client.session
